@@ -1,0 +1,145 @@
+"""`python -m sdm variants | train | evaluate | table1`: parses arguments and calls the library.
+
+Bad arguments end with one line on standard error and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from sdm.config import QUICK, TrainConfig
+
+DEFAULTS = TrainConfig()
+
+
+def _train_config(args: argparse.Namespace) -> TrainConfig:
+    base = QUICK if getattr(args, "quick", False) else DEFAULTS
+    return TrainConfig(
+        lr=base.lr,
+        batch_size=base.batch_size,
+        max_epochs=args.max_epochs if args.max_epochs is not None else base.max_epochs,
+        patience=args.patience if args.patience is not None else base.patience,
+        val_every_steps=base.val_every_steps,
+        checkpoint_seconds=args.checkpoint_seconds,
+    )
+
+
+def _root(args: argparse.Namespace) -> Path:
+    from sdm.runs import QUICK_ROOT, RESULTS_ROOT
+
+    if args.out is not None:
+        return Path(args.out)
+    return QUICK_ROOT if getattr(args, "quick", False) else RESULTS_ROOT
+
+
+def cmd_variants(args: argparse.Namespace) -> None:
+    from sdm.variants import VARIANTS
+
+    print(f"{'name':<18} {'family':<7} {'m':>3} {'k':>4} {'alpha':>6} dictionary")
+    for name, v in VARIANTS.items():
+        k = "" if v.k is None else v.k
+        alpha = "" if v.alpha is None else f"{v.alpha:g}"
+        print(f"{name:<18} {v.family:<7} {v.m:>3} {k:>4} {alpha:>6} {v.dictionary or ''}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from sdm.experiment import ensure_trained, make_specs
+    from sdm.runs import read_config
+    from sdm.variants import get_variant
+
+    variants = [get_variant(v) for v in args.variant]
+    specs = make_specs(variants, args.seed, args.data, args.preprocessing, _train_config(args))
+    for run_dir in ensure_trained(specs, _root(args), args.device, args.overwrite, not args.quiet):
+        result = read_config(run_dir)["result"]
+        print(f"{run_dir}: best epoch {result['best_epoch']} of {result['epochs_run']}, "
+              f"{result['elapsed_s']:.0f} s")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from sdm.evaluate import evaluate_file, write_audio
+    from sdm.runs import load_run
+
+    model = load_run(Path(args.run))
+    (result,) = evaluate_file(model, args.audio, args.preprocessing)
+    if args.out is not None:
+        write_audio(args.out, result.signal)
+        print(f"wrote {args.out}")
+    for name, value in result.metrics.items():
+        print(f"{name} {value}")
+
+
+def cmd_table1(args: argparse.Namespace) -> None:
+    from sdm.report import table1
+
+    table1(
+        seeds=args.seeds, data=args.data, preprocessing=args.preprocessing,
+        train=_train_config(args), root=_root(args), device=args.device,
+        quick=args.quick, progress=not args.quiet,
+    )
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default="shipped",
+                   help="shipped (default), medium, tcd-timit:PATH, or a folder PATH")
+    p.add_argument("--preprocessing", default="clean", choices=("clean", "official"))
+    p.add_argument("--max-epochs", type=int, default=None)
+    p.add_argument("--patience", type=int, default=None, help="validations without improvement")
+    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
+    p.add_argument("--out", default=None, help="results root (default: results/)")
+    p.add_argument("--checkpoint-seconds", type=float, default=DEFAULTS.checkpoint_seconds,
+                   help="write the resume checkpoint at most this often (0: every epoch)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m sdm", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    sub.add_parser("variants", help="list the 14 Table-1 variants").set_defaults(func=cmd_variants)
+
+    p = sub.add_parser("train", help="train (or resume, or reuse) runs")
+    p.add_argument("--variant", nargs="+", required=True, help="variant name(s): see `variants`")
+    p.add_argument("--seed", type=int, nargs="+", default=[0])
+    p.add_argument("--overwrite", action="store_true", help="replace finished runs")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an unfinished run (the default whenever a checkpoint exists)")
+    _common(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="resynthesise one file with a trained run and score it")
+    p.add_argument("--run", required=True, help="a run folder holding config.json and model.pt")
+    p.add_argument("--audio", required=True, help="an audio file any sample rate or channel count")
+    p.add_argument("--out", default=None, help="where to write the resynthesis (wav or flac)")
+    p.add_argument("--preprocessing", default="clean", choices=("clean", "official"))
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("table1", help="train what is missing, evaluate, write Table 1")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--quick", action="store_true", help="a few epochs, into results-quick/")
+    _common(p)
+    p.set_defaults(func=cmd_table1)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
+                        format="%(message)s")
+    from sdm.train import NonFiniteLossError
+
+    try:
+        args.func(args)
+    except (ValueError, KeyError, FileNotFoundError) as err:
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"python -m sdm {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except NonFiniteLossError as err:  # not a bad argument: training diverged
+        print(f"python -m sdm {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

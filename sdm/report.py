@@ -1,0 +1,47 @@
+"""Table 1 end to end: train what is missing, evaluate, summarise, write CSV and Markdown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sdm import table1 as t1
+from sdm.config import TrainConfig
+from sdm.experiment import ensure_evaluated, ensure_trained, make_specs, oracle_metrics
+from sdm.runs import RESULTS_ROOT, data_slug
+from sdm.variants import VARIANTS
+
+QUICK_NOTE = "Quick profile: a few epochs of training, for smoke tests only; not comparable to the paper."
+
+
+def table1_paths(data: str, preprocessing: str, root: Path = RESULTS_ROOT) -> tuple[Path, Path]:
+    """Where Table 1's CSV and Markdown live for a corpus and preprocessing."""
+    base = Path(root) / data_slug(data) / preprocessing
+    return base / "table1.csv", base / "table1.md"
+
+
+def table1(
+    seeds: list[int] | tuple[int, ...] = (0,),
+    data: str = "shipped",
+    preprocessing: str = "clean",
+    train: TrainConfig = TrainConfig(),
+    root: Path = RESULTS_ROOT,
+    device: str = "auto",
+    quick: bool = False,
+    progress: bool = True,
+    n_jobs: int | None = None,
+) -> Any:
+    """Train or reuse the 14 variants x seeds, evaluate them and the oracle, write and print Table 1."""
+    specs = make_specs(VARIANTS.values(), seeds, data, preprocessing, train)
+    ensure_trained(specs, root, device, progress=progress)
+    tables = ensure_evaluated(specs, root, n_jobs=n_jobs, progress=progress)
+    oracle = oracle_metrics(data, preprocessing, root, n_jobs=n_jobs, progress=progress)
+    table = t1.build_table1({(s.model.name, s.seed): t for s, t in tables.items()}, oracle)
+    csv_path, md_path = table1_paths(data, preprocessing, root)
+    note = QUICK_NOTE if quick else ""
+    title = f"Table 1 — {data_slug(data)} corpus, {preprocessing} preprocessing, seeds {list(seeds)}"
+    t1.write_csv(table, csv_path)
+    t1.write_markdown(table, md_path, title=title, note=note)
+    print(t1.to_markdown(table, title=title, note=note))
+    print(f"wrote {csv_path} and {md_path}")
+    return table

@@ -1,0 +1,44 @@
+"""Shared test set-up: the repo root on sys.path, a `slow` marker, and small real frames."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--runslow", action="store_true", default=False, help="run tests marked slow")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: long-running test, run only with --runslow")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--runslow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --runslow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def frames_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache folder private to this test session, so tests never read a stale repo cache."""
+    return tmp_path_factory.mktemp("frames-cache")
+
+
+@pytest.fixture(scope="session")
+def shipped_frames(frames_cache: Path) -> np.ndarray:
+    """512 real training power frames of the shipped corpus, float32 (512, 513), seeded sample."""
+    from sdm.data import frames
+
+    x = frames("shipped", "train", "clean", cache_dir=frames_cache)
+    rows = np.random.default_rng(0).choice(len(x), size=512, replace=False)
+    return x[np.sort(rows)]
