@@ -54,8 +54,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     specs = make_specs(variants, args.seed, args.data, args.preprocessing, _train_config(args))
     for run_dir in ensure_trained(specs, _root(args), args.device, args.overwrite, not args.quiet):
         result = read_config(run_dir)["result"]
-        print(f"{run_dir}: best epoch {result['best_epoch']} of {result['epochs_run']}, "
-              f"{result['elapsed_s']:.0f} s")
+        print(
+            f"{run_dir}: best epoch {result['best_epoch']} of {result['epochs_run']}, "
+            f"{result['elapsed_s']:.0f} s"
+        )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -75,22 +77,34 @@ def cmd_table1(args: argparse.Namespace) -> None:
     from sdm.report import table1
 
     table1(
-        seeds=args.seeds, data=args.data, preprocessing=args.preprocessing,
-        train=_train_config(args), root=_root(args), device=args.device,
-        quick=args.quick, progress=not args.quiet,
+        seeds=args.seeds,
+        data=args.data,
+        preprocessing=args.preprocessing,
+        train=_train_config(args),
+        root=_root(args),
+        device=args.device,
+        quick=args.quick,
+        progress=not args.quiet,
     )
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default="shipped",
-                   help="shipped (default), medium, tcd-timit:PATH, or a folder PATH")
+    p.add_argument(
+        "--data",
+        default="shipped",
+        help="shipped (default), medium, tcd-timit:PATH, or a folder PATH",
+    )
     p.add_argument("--preprocessing", default="clean", choices=("clean", "official"))
     p.add_argument("--max-epochs", type=int, default=None)
     p.add_argument("--patience", type=int, default=None, help="validations without improvement")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
     p.add_argument("--out", default=None, help="results root (default: results/)")
-    p.add_argument("--checkpoint-seconds", type=float, default=DEFAULTS.checkpoint_seconds,
-                   help="write the resume checkpoint at most this often (0: every epoch)")
+    p.add_argument(
+        "--checkpoint-seconds",
+        type=float,
+        default=DEFAULTS.checkpoint_seconds,
+        help="write the resume checkpoint at most this often (0: every epoch)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -103,8 +117,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", nargs="+", required=True, help="variant name(s): see `variants`")
     p.add_argument("--seed", type=int, nargs="+", default=[0])
     p.add_argument("--overwrite", action="store_true", help="replace finished runs")
-    p.add_argument("--resume", action="store_true",
-                   help="continue an unfinished run (the default whenever a checkpoint exists)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an unfinished run (the default whenever a checkpoint exists)",
+    )
     _common(p)
     p.set_defaults(func=cmd_train)
 
@@ -125,8 +142,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
-                        format="%(message)s")
+    logging.basicConfig(
+        level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
+        format="%(message)s",
+    )
     from sdm.train import NonFiniteLossError
 
     try:

@@ -45,16 +45,22 @@ class ModelConfig:
             raise ValueError(f"hidden: expected a positive layer width, got {self.hidden!r}")
         if self.family == "vsc":
             if not _is_real(self.alpha) or not 0.0 < self.alpha < 1.0:
-                raise ValueError(f"alpha: VSC needs a prior spike probability in (0, 1), got {self.alpha!r}")
+                raise ValueError(
+                    f"alpha: VSC needs a prior spike probability in (0, 1), got {self.alpha!r}"
+                )
         elif self.alpha is not None:
             raise ValueError(f"alpha is used by VSC only, not by {self.family!r}")
         if self.family == "sdm":
             if self.dictionary not in DICTIONARIES:
-                raise ValueError(f"dictionary: expected one of {DICTIONARIES}, got {self.dictionary!r}")
+                raise ValueError(
+                    f"dictionary: expected one of {DICTIONARIES}, got {self.dictionary!r}"
+                )
             if not (_is_int(self.k) and self.k >= 1):
                 raise ValueError(f"k: expected a positive number of atoms, got {self.k!r}")
             if self.dictionary == "identity" and self.k != self.m:
-                raise ValueError(f"the identity dictionary needs k == m, got k={self.k}, m={self.m}")
+                raise ValueError(
+                    f"the identity dictionary needs k == m, got k={self.k}, m={self.m}"
+                )
         elif self.dictionary is not None or self.k is not None:
             raise ValueError(f"dictionary and k are used by SDM-VAE only, not by {self.family!r}")
 
@@ -114,7 +120,9 @@ class TrainConfig:
         }
         for field, ok in checks.items():
             if not ok:
-                raise ValueError(f"{field}: expected a positive value, got {getattr(self, field)!r}")
+                raise ValueError(
+                    f"{field}: expected a positive value, got {getattr(self, field)!r}"
+                )
 
     def val_interval(self, steps_per_epoch: int) -> int:
         """Epochs between validations: v = ceil(val_every_steps / steps per epoch), at least 1."""

@@ -15,7 +15,6 @@ import torch
 from sdm import runs
 from sdm.config import ModelConfig, TrainConfig
 from sdm.data import PREPROCESSINGS, resolve_corpus
-from sdm.models import group_members
 from sdm.runs import RESULTS_ROOT, RunSpec
 from sdm.train import MemberResult, fit, pick_device
 
@@ -80,30 +79,38 @@ def ensure_trained(
         val_x = torch.from_numpy(frames(data, "val", prep))
         by_member = {(s.model, s.seed): s for s in batch}
         val_every = train_cfg.val_interval(math.ceil(train_x.shape[0] / train_cfg.batch_size))
-        for group in group_members([(s.model, s.seed) for s in batch]):
-            full = [by_member[m] for m in group]
-            stack = [s for s in full if s in todo]
-            if not stack:
-                continue
-            ckpt = runs.stack_checkpoint(root, data, prep, stack)
-            full_ckpt = runs.stack_checkpoint(root, data, prep, full)
-            if stack != full and full_ckpt.exists() and not overwrite:
-                # some members finished (and were saved) before this stack was interrupted:
-                # resume the whole stack, which remembers them, instead of restarting the rest
-                stack, ckpt = full, full_ckpt
-            if overwrite:
-                ckpt.unlink(missing_ok=True)
-
-            save = partial(
-                _save_member, by_member=by_member, todo=todo, root=root, sha=sha,
-                val_every=val_every, device=str(dev),
-                stack=[f"{s.model.name}/seed-{s.seed}" for s in stack],
-            )
-            fit(
-                [s.model for s in stack], [s.seed for s in stack], train_x, val_x, train_cfg,
-                device=str(dev), checkpoint=ckpt, on_member_done=save, progress=progress,
-            )
-            ckpt.unlink(missing_ok=True)  # every member's result files are written
+        # every missing run of this corpus and setting trains in one fit: all shapes, one step
+        stack = [s for s in batch if s in todo]
+        ckpt = runs.stack_checkpoint(root, data, prep, stack)
+        full_ckpt = runs.stack_checkpoint(root, data, prep, batch)
+        if stack != batch and full_ckpt.exists() and not overwrite:
+            # some members finished (and were saved) before this stack was interrupted:
+            # resume the whole stack, which remembers them, instead of restarting the rest
+            stack, ckpt = batch, full_ckpt
+        if overwrite:
+            ckpt.unlink(missing_ok=True)
+        save = partial(
+            _save_member,
+            by_member=by_member,
+            todo=todo,
+            root=root,
+            sha=sha,
+            val_every=val_every,
+            device=str(dev),
+            stack=[f"{s.model.name}/seed-{s.seed}" for s in stack],
+        )
+        fit(
+            [s.model for s in stack],
+            [s.seed for s in stack],
+            train_x,
+            val_x,
+            train_cfg,
+            device=str(dev),
+            checkpoint=ckpt,
+            on_member_done=save,
+            progress=progress,
+        )
+        ckpt.unlink(missing_ok=True)  # every member's result files are written
     return [s.directory(root) for s in specs]
 
 
@@ -140,8 +147,13 @@ def _save_member(
         device,
         stack,
     )
-    log.info("%s seed %d: best epoch %d of %d", result.config.name, result.seed,
-             result.best_epoch, result.epochs_run)
+    log.info(
+        "%s seed %d: best epoch %d of %d",
+        result.config.name,
+        result.seed,
+        result.best_epoch,
+        result.epochs_run,
+    )
 
 
 def ensure_evaluated(
@@ -169,8 +181,11 @@ def ensure_evaluated(
 
 
 def oracle_metrics(
-    data: str = "shipped", preprocessing: str = "clean", root: Path = RESULTS_ROOT,
-    n_jobs: int | None = None, progress: bool = True,
+    data: str = "shipped",
+    preprocessing: str = "clean",
+    root: Path = RESULTS_ROOT,
+    n_jobs: int | None = None,
+    progress: bool = True,
 ) -> Any:
     """The oracle table (true magnitude, original phase), once per corpus and preprocessing."""
     from sdm.evaluate import evaluate_oracle, read_metrics, write_metrics

@@ -71,7 +71,9 @@ class LatentStack(nn.Module):
             raise ValueError("a stack needs one seed per member and at least one member")
         keys = {c.shape_key for c in configs}
         if len(keys) != 1 or configs[0].family != self.family:
-            raise ValueError(f"{type(self).__name__} members must share family and shape, got {keys}")
+            raise ValueError(
+                f"{type(self).__name__} members must share family and shape, got {keys}"
+            )
         self.configs, self.seeds = list(configs), [int(s) for s in seeds]
         cfg = configs[0]
         gens = [torch.Generator().manual_seed(_seed_stream(s, INIT_STREAM)) for s in self.seeds]
@@ -114,7 +116,9 @@ class LatentStack(nn.Module):
 
     def _rand(self, like: torch.Tensor) -> torch.Tensor:
         gens = self.noise_generators(like.device)
-        return torch.stack([torch.rand(like.shape[1:], generator=g, device=like.device) for g in gens])
+        return torch.stack(
+            [torch.rand(like.shape[1:], generator=g, device=like.device) for g in gens]
+        )
 
     def _latent(self, heads: tuple[torch.Tensor, ...], sample: bool) -> Latent:
         raise NotImplementedError

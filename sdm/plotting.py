@@ -28,12 +28,20 @@ def sparsity_penalties(sigma2: float = 0.1, energy: float = 4.0, max_atoms: int 
     mu = np.linspace(-3, 3, 601)
     scale = 0.5 * np.log1p(1.0 / sigma2)
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.6))
-    ax.plot(mu, 0.5 * np.log1p(mu**2 / sigma2), lw=2,
-            label=r"SDM-VAE: $\frac{1}{2}\log(1+\mu^2/\sigma^2)$")
+    ax.plot(
+        mu,
+        0.5 * np.log1p(mu**2 / sigma2),
+        lw=2,
+        label=r"SDM-VAE: $\frac{1}{2}\log(1+\mu^2/\sigma^2)$",
+    )
     ax.plot(mu, scale * np.abs(mu), ls="--", label=r"Laplace: $\lambda|\mu|$")
     ax.plot(mu, scale * mu**2, ls=":", label=r"standard normal: $\propto\mu^2$")
-    ax.set(xlabel=r"code value $\mu_r$", ylabel="penalty (nats)", ylim=(0, 3),
-           title=rf"Penalty per atom ($\sigma^2 = {sigma2:g}$)")
+    ax.set(
+        xlabel=r"code value $\mu_r$",
+        ylabel="penalty (nats)",
+        ylim=(0, 3),
+        title=rf"Penalty per atom ($\sigma^2 = {sigma2:g}$)",
+    )
     ax.legend(frameon=False, fontsize="small")
     n = np.arange(1, max_atoms + 1)
     per_atom = energy / n
@@ -44,8 +52,11 @@ def sparsity_penalties(sigma2: float = 0.1, energy: float = 4.0, max_atoms: int 
     }
     for (label, c), ls in zip(curves.items(), ("-", "--", ":")):
         bx.plot(n, c / c[0], ls=ls, lw=2 if ls == "-" else 1.5, label=label)
-    bx.set(xlabel="number of atoms sharing the energy", ylabel="total penalty / penalty at n = 1",
-           title=rf"A fixed energy $\sum_r\mu_r^2 = {energy:g}$ spread over n atoms")
+    bx.set(
+        xlabel="number of atoms sharing the energy",
+        ylabel="total penalty / penalty at n = 1",
+        title=rf"A fixed energy $\sum_r\mu_r^2 = {energy:g}$ spread over n atoms",
+    )
     bx.legend(frameon=False, fontsize="small")
     fig.tight_layout()
     return fig

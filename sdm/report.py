@@ -11,7 +11,9 @@ from sdm.experiment import ensure_evaluated, ensure_trained, make_specs, oracle_
 from sdm.runs import RESULTS_ROOT, data_slug
 from sdm.variants import VARIANTS
 
-QUICK_NOTE = "Quick profile: a few epochs of training, for smoke tests only; not comparable to the paper."
+QUICK_NOTE = (
+    "Quick profile: a few epochs of training, for smoke tests only; not comparable to the paper."
+)
 
 
 def table1_paths(data: str, preprocessing: str, root: Path = RESULTS_ROOT) -> tuple[Path, Path]:
@@ -39,7 +41,9 @@ def table1(
     table = t1.build_table1({(s.model.name, s.seed): t for s, t in tables.items()}, oracle)
     csv_path, md_path = table1_paths(data, preprocessing, root)
     note = QUICK_NOTE if quick else ""
-    title = f"Table 1 — {data_slug(data)} corpus, {preprocessing} preprocessing, seeds {list(seeds)}"
+    title = (
+        f"Table 1 — {data_slug(data)} corpus, {preprocessing} preprocessing, seeds {list(seeds)}"
+    )
     t1.write_csv(table, csv_path)
     t1.write_markdown(table, md_path, title=title, note=note)
     print(t1.to_markdown(table, title=title, note=note))

@@ -26,7 +26,10 @@ from sdm.models import LatentStack, build_model
 RESULTS_ROOT = Path(__file__).resolve().parent.parent / "results"
 QUICK_ROOT = RESULTS_ROOT.with_name("results-quick")
 CONFIG_FILE, HISTORY_FILE, WEIGHTS_FILE, METRICS_FILE = (
-    "config.json", "history.csv", "model.pt", "metrics.csv",
+    "config.json",
+    "history.csv",
+    "model.pt",
+    "metrics.csv",
 )
 
 
@@ -66,7 +69,13 @@ class RunSpec:
         }
 
     def directory(self, root: Path = RESULTS_ROOT) -> Path:
-        return Path(root) / data_slug(self.data) / self.preprocessing / self.model.name / f"seed-{self.seed}"
+        return (
+            Path(root)
+            / data_slug(self.data)
+            / self.preprocessing
+            / self.model.name
+            / f"seed-{self.seed}"
+        )
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -84,7 +93,9 @@ def read_config(run_dir: Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err}); delete the run or use --overwrite") from err
+        raise ValueError(
+            f"{path}: not valid JSON ({err}); delete the run or use --overwrite"
+        ) from err
 
 
 def is_trained(run_dir: Path) -> bool:

@@ -30,12 +30,12 @@ def get_variant(name: str) -> ModelConfig:
     try:
         return VARIANTS[name]
     except KeyError:
-        raise KeyError(
-            f"unknown variant {name!r}; valid variants: {', '.join(VARIANTS)}"
-        ) from None
+        raise KeyError(f"unknown variant {name!r}; valid variants: {', '.join(VARIANTS)}") from None
 
 
-def variant_from_parameters(model: str, m: int, k: int = 0, alpha: float | None = None) -> ModelConfig:
+def variant_from_parameters(
+    model: str, m: int, k: int = 0, alpha: float | None = None
+) -> ModelConfig:
     """Build a configuration from notebook-style parameters (k = 0 means the identity dictionary).
 
     Parameters the family does not use are ignored here; the caller reports them.

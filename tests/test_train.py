@@ -134,7 +134,7 @@ def test_early_stopping_restores_the_best_epoch_not_the_last(data, tmp_path):
     # the returned weights reproduce the best epoch's validation loss ...
     assert _val_loss(r.best_state, data[1]) == pytest.approx(r.best_val, rel=1e-6)
     # ... while the last weights (kept in the final checkpoint) reproduce the last epoch's
-    last = torch.load(ckpt, weights_only=False)["model"]
+    last = torch.load(ckpt, weights_only=False)["groups"][0]["model"]
     assert _val_loss(last, data[1]) == pytest.approx(val_losses[-1], rel=1e-6)
     assert any(not torch.equal(last[k], v) for k, v in r.best_state.items())
 
@@ -193,7 +193,8 @@ def test_interrupted_stack_resumes_to_the_uninterrupted_result(
         _fit(data, STACK, cfg, checkpoint=ckpt, on_member_done=handed.append)
     monkeypatch.setattr(LatentStack, "forward", forward)
     saved = torch.load(ckpt, weights_only=False)
-    assert saved["epoch"] == first_stop and len(saved["active"]) < len(STACK)
+    active = sum(len(g["active"]) for g in saved["groups"])
+    assert saved["epoch"] == first_stop and active < len(STACK)
     before = [(r.config, r.seed) for r in handed]
     assert before and len(before) < len(STACK)
 
@@ -252,7 +253,7 @@ def test_nan_in_training_frames_names_variant_epoch_step_and_keeps_the_checkpoin
     state = torch.load(ckpt, weights_only=False)  # the epoch-1 checkpoint, intact
     assert state["epoch"] == 1
     model = build_model(VARIANT, 0)
-    model.load_state_dict(state["model"])
+    model.load_state_dict(state["groups"][0]["model"])
     assert all(torch.isfinite(v).all() for v in model.state_dict().values())
 
 
