@@ -8,18 +8,24 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BOOK_DIR := book
-# What `make book` computes before rendering; override, e.g. PIPELINE="$(BIN)/python -m sdm ...".
-PIPELINE ?= $(BIN)/python -m sdm table1 --seeds 0 --data shipped
+# The default profile renders into book/ (committed); every other profile into its own folder.
+BOOK_SRC = $(if $(filter default,$(PROFILE)),$(BOOK_DIR),.build/$(PROFILE)/book)
+JB_BUILD = $(BIN)/jupyter-book build -W --keep-going
+SEEDS ?= 0
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-all pipeline book clean-book lint format
+.PHONY: help setup test test-all book book-only check-book reproduce clean-book lint format data-medium
 
 help:
 	@echo "make test       set up .venv (first time) and run the tests (slow ones skipped)"
 	@echo "make test-all   the same, slow tests included"
-	@echo "make book       set up, run the pipeline, build the book with warnings as errors"
+	@echo "make book       set up, train/evaluate what is missing, execute the notebooks, build the book"
+	@echo "                (PROFILE=quick|medium|reproduce renders into .build/PROFILE/book)"
+	@echo "make check-book build the quick profile from scratch and check it in headless Chromium"
+	@echo "make reproduce  retrain seed 0 (SEEDS=\"0 1 2 3 4\" for more) from scratch, rebuild, diff Table 1"
 	@echo "make lint       ruff check and format check"
+	@echo "make data-medium download 7 Debian packages, build data/medium (~4.4 h, ~300 MB)"
 	@echo "make clean-book remove $(BOOK_DIR)/_build"
 
 setup: $(STAMP)
@@ -40,16 +46,42 @@ test: setup
 test-all: setup
 	$(BIN)/python -m pytest -q --runslow $(PYTEST_ARGS)
 
-pipeline: setup
-	$(PIPELINE)
-
+# Execute the notebooks with papermill (training only what is missing), then render. The
+# rendering step alone is `jupyter-book build book/`, which never trains.
 book: setup
-	$(MAKE) pipeline
-	$(BIN)/jupyter-book build -W --keep-going $(BOOK_DIR)/
-	@echo "Book: $(abspath $(BOOK_DIR)/_build/html/index.html)"
+	@if [ "$(PROFILE)" = medium ] && [ ! -f data/medium/manifest.csv ]; then \
+		echo "The medium corpus is not built yet: building it first (make data-medium)."; \
+		$(MAKE) data-medium; fi
+	$(BIN)/python -m sdm book --profile $(PROFILE)
+	$(MAKE) book-only PROFILE=$(PROFILE)
+
+book-only: setup
+	$(JB_BUILD) $(BOOK_SRC)
+	@echo "Book: $(abspath $(BOOK_SRC)/_build/html/index.html)"
+
+# The quick profile from scratch (its own results and build folders), then a browser check.
+check-book: setup
+	rm -rf results-quick .build/quick
+	$(MAKE) book PROFILE=quick
+	@command -v chromium >/dev/null 2>&1 || { \
+		if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+			echo "Installing Debian's chromium for the browser check"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else echo "error: make check-book needs Chromium: install Debian's 'chromium' package (apt-get install chromium)" >&2; exit 1; fi; }
+	$(BIN)/python tools/check_book.py .build/quick/book/_build/html --screenshots .build/quick/screenshots
+
+# Retrain from scratch into results-reproduce/, rebuild the book from it, compare with committed Table 1.
+reproduce: setup
+	rm -rf results-reproduce .build/reproduce
+	$(BIN)/python -m sdm table1 --seeds $(SEEDS) --out results-reproduce --quiet
+	$(MAKE) book PROFILE=reproduce
+	$(BIN)/python tools/compare_tables.py results/shipped/clean/table1.csv results-reproduce/shipped/clean/table1.csv
+
+data-medium: setup
+	$(BIN)/python -m sdm data build-medium
 
 clean-book:
-	rm -rf $(BOOK_DIR)/_build
+	rm -rf $(BOOK_DIR)/_build .build
 
 lint: setup
 	$(BIN)/ruff check .

@@ -26,6 +26,7 @@
 # %% tags=["parameters"]
 seed = 0
 n_checks = 200
+label = ""
 
 # %%
 import numpy as np
@@ -33,7 +34,9 @@ import sympy as sp
 import torch
 from scipy.optimize import minimize_scalar
 
-from sdm import losses, plotting
+from sdm import book, losses, plotting
+
+book.banner(label)
 
 # %% [markdown]
 # ## Step 1: the KL term of one atom
@@ -103,11 +106,14 @@ for _ in range(n_checks):
         g = torch.tensor([np.exp(log_g)], dtype=torch.float64)
         return float(losses.kl_gaussian_prior(mu_t, lv_t, g))
 
-    found = np.exp(minimize_scalar(objective, bounds=(-30, 30), method="bounded",
-                                   options={"xatol": 1e-10}).x)
+    found = np.exp(
+        minimize_scalar(objective, bounds=(-30, 30), method="bounded", options={"xatol": 1e-10}).x
+    )
     closed = float(losses.gamma_update(mu_t, lv_t))
     errors.append(abs(found - closed) / closed)
-print(f"{n_checks} random (μ, σ²): largest relative gap between optimiser and μ²+σ²: {max(errors):.2e}")
+print(
+    f"{n_checks} random (μ, σ²): largest relative gap between optimiser and μ²+σ²: {max(errors):.2e}"
+)
 
 # %% [markdown]
 # ## Step 4: the KL after substitution, and why it promotes sparsity
@@ -135,4 +141,3 @@ assert sp.simplify(substituted - sp.log(1 + mu**2 / sigma2) / 2) == 0
 
 # %%
 fig = plotting.sparsity_penalties(sigma2=0.1)
-fig

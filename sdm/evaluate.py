@@ -215,7 +215,7 @@ def _evaluate(
 ) -> list[Any]:
     """One table per member; see evaluate_model."""
     import pandas as pd
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     n_jobs = default_jobs() if n_jobs is None else n_jobs
     if not isinstance(n_jobs, int) or n_jobs < 1:

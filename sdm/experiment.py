@@ -166,18 +166,23 @@ def ensure_evaluated(
     """Per-utterance metric tables of trained runs; computes and writes the missing metrics.csv."""
     from sdm.evaluate import evaluate_model, read_metrics, write_metrics
 
-    tables = {}
-    for spec in specs:
-        run_dir = spec.directory(root)
-        path = run_dir / runs.METRICS_FILE
-        if overwrite or not path.exists():
-            model = runs.load_run(run_dir)
-            table = evaluate_model(
-                model, spec.data, spec.preprocessing, n_jobs=n_jobs, progress=progress
-            )[0]
-            write_metrics(table, path)
-        tables[spec] = read_metrics(path)
-    return tables
+    missing = [
+        s
+        for s in dict.fromkeys(specs)
+        if overwrite or not (s.directory(root) / runs.METRICS_FILE).exists()
+    ]
+    # runs of one corpus, preprocessing and shape are scored together: one inference pass and
+    # one worker pool for the whole stack
+    batches: dict[tuple, list[RunSpec]] = {}
+    for spec in missing:
+        key = (spec.data, spec.preprocessing, spec.model.shape_key)
+        batches.setdefault(key, []).append(spec)
+    for (data, prep, _), batch in batches.items():
+        stack = runs.load_runs([s.directory(root) for s in batch])
+        member_tables = evaluate_model(stack, data, prep, n_jobs=n_jobs, progress=progress)
+        for spec, table in zip(batch, member_tables, strict=True):
+            write_metrics(table, spec.directory(root) / runs.METRICS_FILE)
+    return {s: read_metrics(s.directory(root) / runs.METRICS_FILE) for s in specs}
 
 
 def oracle_metrics(

@@ -9,9 +9,7 @@ import numpy as np
 
 
 def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    # pyplot picks the backend itself: inline in a notebook, Agg where MPLBACKEND=Agg (scripts, CI)
     import matplotlib.pyplot as plt
 
     return plt
@@ -62,12 +60,16 @@ def sparsity_penalties(sigma2: float = 0.1, energy: float = 4.0, max_atoms: int 
     return fig
 
 
-def learning_curves(histories: Mapping[str, Any], column: str = "val_loss") -> Any:
+def learning_curves(
+    histories: Mapping[str, Any], column: str = "val_loss", log_y: bool = False
+) -> Any:
     """One line per run: a history column (pandas DataFrames with an `epoch` column) against epoch."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     for name, h in histories.items():
         ax.plot(h["epoch"], h[column], label=name)
+    if log_y:
+        ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel(column.replace("_", " "))
     ax.legend(frameon=False, fontsize="small")
@@ -75,14 +77,155 @@ def learning_curves(histories: Mapping[str, Any], column: str = "val_loss") -> A
     return fig
 
 
-def history_panels(history: Any, columns: Sequence[str]) -> Any:
-    """Small multiples of one run's history: one panel per column present in it."""
+def history_panels(
+    history: Any, columns: Sequence[str], mark_epoch: int | None = None, log_y: bool = False
+) -> Any:
+    """Small multiples of one run's history: one panel per column present in it; an optional dashed
+    line at the best epoch."""
     plt = _plt()
     columns = [c for c in columns if c in history]
     fig, axes = plt.subplots(1, len(columns), figsize=(3.2 * len(columns), 3.0), squeeze=False)
     for ax, col in zip(axes[0], columns):
         ax.plot(history["epoch"], history[col])
+        if mark_epoch is not None:
+            ax.axvline(mark_epoch, color="grey", ls="--", lw=1)
+        if log_y:
+            ax.set_yscale("log")
         ax.set_title(col.replace("_", " "))
         ax.set_xlabel("epoch")
+    fig.tight_layout()
+    return fig
+
+
+def _db(power: np.ndarray, floor_db: float = -80.0) -> np.ndarray:
+    db = 10 * np.log10(np.maximum(power, 1e-12))
+    return np.maximum(db, db.max() + floor_db)
+
+
+def spectrograms(
+    panels: Mapping[str, np.ndarray], fs: int = 16000, hop: int = 256, ncols: int = 3
+) -> Any:
+    """Power spectrograms in dB (frames, bins), one panel each, on a shared colour scale."""
+    plt = _plt()
+    names = list(panels)
+    nrows = -(-len(names) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 2.6 * nrows), squeeze=False)
+    ref = _db(next(iter(panels.values())))
+    vmin, vmax = ref.min(), ref.max()
+    for ax, name in zip(axes.flat, names):
+        spec = _db(panels[name])
+        t = np.arange(spec.shape[0]) * hop / fs
+        f = np.linspace(0, fs / 2000, spec.shape[1])
+        ax.pcolormesh(t, f, spec.T, shading="auto", cmap="magma", vmin=vmin, vmax=vmax)
+        ax.set_title(name, fontsize="small")
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel("kHz")
+    for ax in axes.flat[len(names) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def code_heatmaps(
+    codes: Mapping[str, np.ndarray], hop: int = 256, fs: int = 16000, ncols: int = 2
+) -> Any:
+    """|code| over time for one utterance, one panel per model (rows: atoms or latent dims)."""
+    plt = _plt()
+    names = list(codes)
+    nrows = -(-len(names) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6.0 * ncols, 2.2 * nrows), squeeze=False)
+    for ax, name in zip(axes.flat, names):
+        c = np.abs(codes[name])
+        t = np.arange(c.shape[0]) * hop / fs
+        ax.pcolormesh(t, np.arange(c.shape[1]), c.T, shading="auto", cmap="viridis")
+        ax.set_title(name, fontsize="small")
+        ax.set_ylabel("atom / dim")
+        ax.set_xlabel("time (s)")
+    for ax in axes.flat[len(names) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def hoyer_distributions(frames: Any) -> Any:
+    """Violin plots of per-frame Hoyer scores per variant, one panel per latent size m."""
+    import seaborn as sns
+
+    plt = _plt()
+    ms = sorted(frames["m"].unique())
+    fig, axes = plt.subplots(1, len(ms), figsize=(7 * len(ms), 3.8), squeeze=False)
+    for ax, m in zip(axes[0], ms):
+        sub = frames[frames["m"] == m]
+        sns.violinplot(
+            data=sub, x="variant", y="hoyer", ax=ax, cut=0, density_norm="width", inner="quartile"
+        )
+        ax.set_title(f"m = {m}")
+        ax.set_xlabel("")
+        ax.set_ylim(0, 1)
+        ax.tick_params(axis="x", rotation=35)
+    fig.tight_layout()
+    return fig
+
+
+def atom_activation(activations: Mapping[str, np.ndarray], ncols: int = 2) -> Any:
+    """Mean |code| per atom (sorted, descending) per model: how many atoms carry the signal."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for name, act in activations.items():
+        a = np.sort(act)[::-1]
+        ax.plot(np.arange(1, len(a) + 1), a / a.max(), label=name)
+    ax.set_xlabel("atom rank (by mean |code|)")
+    ax.set_ylabel("mean |code| / largest")
+    ax.set_xscale("log")
+    ax.legend(frameon=False, fontsize="x-small", ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def quality_vs_sparsity(summary: Any, quality: str = "pesq_raw_nb") -> Any:
+    """Seaborn scatter of a quality metric against Hoyer per model, one marker style per m.
+
+    summary: DataFrame with columns model, m, hoyer, and the quality column (one row per model, m).
+    """
+    import seaborn as sns
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    sns.scatterplot(data=summary, x="hoyer", y=quality, hue="model", style="m", s=90, ax=ax)
+    ax.set_xlabel("Hoyer sparsity of the code")
+    ax.set_ylabel(quality)
+    ax.legend(frameon=False, fontsize="small", bbox_to_anchor=(1.02, 1), loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+VERDICT_COLOURS = {"holds": "tab:green", "fails": "tab:red"}
+
+
+def claim_intervals(comparisons: Any, claim: str, title: str = "") -> Any:
+    """Forest plot of one claim: each comparison's estimate and 95% interval under each metric
+    convention, the claim's boundary as a dashed line, colour by verdict (grey: inconclusive)."""
+    plt = _plt()
+    rows = comparisons[comparisons["claim"] == claim].reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(7.5, 0.9 + 0.32 * len(rows)))
+    y = np.arange(len(rows))[::-1]
+    for yi, (_, r) in zip(y, rows.iterrows()):
+        colour = VERDICT_COLOURS.get(str(r["verdict"]), "tab:grey")
+        alpha = 1.0 if r["counted"] else 0.4
+        ax.errorbar(
+            r["estimate"],
+            yi,
+            xerr=[[r["estimate"] - r["ci_low"]], [r["ci_high"] - r["estimate"]]],
+            fmt="o",
+            color=colour,
+            alpha=alpha,
+            capsize=3,
+        )
+        if np.isfinite(r["boundary"]):
+            ax.plot([r["boundary"]] * 2, [yi - 0.4, yi + 0.4], color="k", ls="--", lw=1)
+    labels = [f"{r['comparison']}  [{r['metric']}]" for _, r in rows.iterrows()]
+    ax.set_yticks(y, labels, fontsize="x-small")
+    ax.set_xlabel("estimate with 95% interval (dashed: the claim's boundary)")
+    ax.set_title(title or claim, fontsize="small")
     fig.tight_layout()
     return fig

@@ -32,6 +32,7 @@ def table1(
     quick: bool = False,
     progress: bool = True,
     n_jobs: int | None = None,
+    echo: bool = True,
 ) -> Any:
     """Train or reuse the 14 variants x seeds, evaluate them and the oracle, write and print Table 1."""
     specs = make_specs(VARIANTS.values(), seeds, data, preprocessing, train)
@@ -46,6 +47,7 @@ def table1(
     )
     t1.write_csv(table, csv_path)
     t1.write_markdown(table, md_path, title=title, note=note)
-    print(t1.to_markdown(table, title=title, note=note))
-    print(f"wrote {csv_path} and {md_path}")
+    if echo:
+        print(t1.to_markdown(table, title=title, note=note))
+        print(f"wrote {csv_path} and {md_path}")
     return table

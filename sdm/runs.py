@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from sdm.config import ModelConfig, TrainConfig
-from sdm.models import LatentStack, build_model
+from sdm.models import LatentStack, build_model, build_stack
 
 RESULTS_ROOT = Path(__file__).resolve().parent.parent / "results"
 QUICK_ROOT = RESULTS_ROOT.with_name("results-quick")
@@ -200,6 +200,21 @@ def load_run(run_dir: Path, device: str | torch.device = "cpu") -> LatentStack:
     blob = torch.load(path, map_location="cpu", weights_only=True)
     model = build_model(ModelConfig.from_dict(blob["model"]), blob["seed"])
     model.load_state_dict(blob["state_dict"])
+    return model.to(device).eval()
+
+
+def load_runs(run_dirs: list[Path], device: str | torch.device = "cpu") -> LatentStack:
+    """Several trained runs of one shape as one stack (members in the given order), for evaluation."""
+    blobs = []
+    for d in run_dirs:
+        path = Path(d) / WEIGHTS_FILE
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no trained weights here (train the run first)")
+        blobs.append(torch.load(path, map_location="cpu", weights_only=True))
+    configs = [ModelConfig.from_dict(b["model"]) for b in blobs]
+    model = build_stack(configs, [b["seed"] for b in blobs])
+    state = {k: torch.cat([b["state_dict"][k] for b in blobs]) for k in blobs[0]["state_dict"]}
+    model.load_state_dict(state)
     return model.to(device).eval()
 
 

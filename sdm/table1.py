@@ -187,8 +187,8 @@ def format_table1(table: Any) -> list[list[str]]:
     return lines
 
 
-def to_markdown(table: Any, title: str = "Table 1", note: str = "") -> str:
-    """Markdown: a title, a legend, the table; `note` (e.g. "quick run") goes under the title."""
+def to_markdown(table: Any, title: str | None = "Table 1", note: str = "") -> str:
+    """Markdown: a title (none if None), a legend, the table; `note` (e.g. "quick run") goes first."""
     lines = format_table1(table)
     legend = (
         "Each cell: mean over seeds ± half-width of the 95% t-interval of the seed means "
@@ -196,7 +196,7 @@ def to_markdown(table: Any, title: str = "Table 1", note: str = "") -> str:
         "(2022), Table 1 — its PESQ is raw narrow-band P.862 (pypesq), its STOI is ESTOI. "
         "`seeds` and `failed` (utterances with a missing metric): m=32/m=64."
     )
-    out = [f"# {title}", ""]
+    out = [f"# {title}", ""] if title else []
     if note:
         out += [f"**{note}**", ""]
     out += [legend, ""]
@@ -244,3 +244,17 @@ def collect_metrics(
         if variant in VARIANTS and seed:
             found[(variant, int(seed.group(1)))] = read_metrics(path)
     return found
+
+
+def long_summary(table: Any) -> Any:
+    """Table 1's seed means in long form: one row per (model, m), columns model, m and the metrics.
+
+    For plots such as quality against sparsity; the oracle row is left out (it has no code).
+    """
+    import pandas as pd
+
+    rows = []
+    for label, row in table.drop(index=ORACLE, errors="ignore").iterrows():
+        for m in LATENT_SIZES:
+            rows.append({"model": label, "m": m} | {k: row[f"m{m}_{k}"] for k in TABLE_METRICS})
+    return pd.DataFrame(rows)

@@ -199,7 +199,7 @@ def fit(
     cfg.patience validations, or at cfg.max_epochs; it then leaves its stack and is handed to
     `on_member_done` at once, with its best weights. Results are in input order.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     dev = pick_device(device)
     train = train.to(dev, torch.float32)

@@ -1,0 +1,121 @@
+"""What the sparsity and spectrogram pages look at: codes, decodings and audio of trained runs.
+
+Everything reads committed run folders (config, history, best weights, metrics) and the test split;
+nothing trains here.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sdm import runs
+from sdm.config import TrainConfig
+from sdm.evaluate import load_test_set, resynthesise
+from sdm.experiment import make_specs
+from sdm.metrics import hoyer
+from sdm.models import LatentStack
+from sdm.runs import RESULTS_ROOT, RunSpec
+from sdm.variants import VARIANTS
+
+
+def seed_specs(
+    seed: int = 0,
+    data: str = "shipped",
+    preprocessing: str = "clean",
+    train: TrainConfig = TrainConfig(),
+    variants: Iterable[str] = VARIANTS,
+) -> list[RunSpec]:
+    """RunSpecs of the Table-1 variants at one seed, in Table 1's order."""
+    return make_specs([VARIANTS[v] for v in variants], [seed], data, preprocessing, train)
+
+
+def load_models(specs: Iterable[RunSpec], root: Path = RESULTS_ROOT) -> dict[str, LatentStack]:
+    """Variant name -> trained model (best weights), for runs whose weights are present."""
+    return {
+        s.model.name: runs.load_run(s.directory(root))
+        for s in specs
+        if (s.directory(root) / runs.WEIGHTS_FILE).exists()
+    }
+
+
+def read_history(spec: RunSpec, root: Path = RESULTS_ROOT) -> Any:
+    """A run's history.csv as a DataFrame (one row per validation)."""
+    import pandas as pd
+
+    return pd.read_csv(spec.directory(root) / runs.HISTORY_FILE)
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """One model's view of one utterance: code (frames, d), decoded variance, resynthesis."""
+
+    code: np.ndarray
+    variance: np.ndarray
+    estimate: np.ndarray
+
+
+def decode_utterance(model: LatentStack, spec: np.ndarray, length: int) -> Decoding:
+    """Posterior-mean decoding of one utterance and its resynthesis with the original phase."""
+    power = torch.from_numpy((np.abs(spec) ** 2).astype(np.float32))
+    rec = model.reconstruct(power)
+    variance = rec.variance[0].numpy()
+    return Decoding(rec.code[0].numpy(), variance, resynthesise(variance, spec, length))
+
+
+def pick_utterance(
+    data: str = "shipped", preprocessing: str = "clean", max_seconds: float = 4.0
+) -> int:
+    """Index of the test utterance shown on the pages: the longest one under max_seconds (a full
+    sentence, small enough to embed as audio), ties broken by name."""
+    ts = load_test_set(data, preprocessing)
+    lengths = [len(s) / 16000 for s in ts.signals]
+    fits = [i for i, d in enumerate(lengths) if d <= max_seconds] or list(range(len(ts)))
+    return max(fits, key=lambda i: (lengths[i], ts.names[i]))
+
+
+def frame_hoyer(
+    models: dict[str, LatentStack], data: str = "shipped", preprocessing: str = "clean"
+) -> Any:
+    """Per-frame Hoyer score of the posterior-mean code over the whole test split: tidy DataFrame
+    with columns variant, m, hoyer (one row per frame and model)."""
+    import pandas as pd
+
+    power = torch.from_numpy(np.array(load_test_set(data, preprocessing).power))
+    parts = []
+    for name, model in models.items():
+        scores = hoyer(model.reconstruct(power).code[0]).numpy()
+        parts.append(pd.DataFrame({"variant": name, "m": VARIANTS[name].m, "hoyer": scores}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def mean_activation(
+    models: dict[str, LatentStack], data: str = "shipped", preprocessing: str = "clean"
+) -> dict[str, np.ndarray]:
+    """Mean |code| per atom (or latent dimension) over the test split, per model."""
+    power = torch.from_numpy(np.array(load_test_set(data, preprocessing).power))
+    return {
+        name: model.reconstruct(power).code[0].abs().mean(dim=0).numpy()
+        for name, model in models.items()
+    }
+
+
+def audio_player(x: np.ndarray, label: str, fs: int = 16000) -> str:
+    """An HTML audio player with the signal embedded as FLAC (about half the size of WAV)."""
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    peak = float(np.max(np.abs(x))) or 1.0
+    sf.write(buf, np.asarray(x / max(peak, 1.0), dtype=np.float32), fs, format="FLAC")
+    b64 = base64.b64encode(buf.getvalue()).decode()
+    return (
+        f'<figure style="margin:0.3em 0"><figcaption>{label}</figcaption>'
+        f'<audio controls preload="none" src="data:audio/flac;base64,{b64}"></audio></figure>'
+    )

@@ -1,0 +1,199 @@
+"""Book profiles and notebook execution: which results a book is rendered from, and where it goes.
+
+The default profile renders the committed shipped-corpus results into book/ (its executed notebooks
+are committed under book/generated/, so `jupyter-book build book/` works on a fresh clone without
+training). Other profiles (quick, medium, reproduce) write their results, executed notebooks and
+build into their own folders, and label every page they render.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sdm.config import QUICK, TrainConfig
+from sdm.runs import QUICK_ROOT, RESULTS_ROOT
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BOOK_DIR = REPO_ROOT / "book"
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+BUILD_ROOT = REPO_ROOT / ".build"
+NOTEBOOKS = ("derive_gamma", "train", "table1", "sparsity", "spectrograms", "claims")
+"""Executed in this order: later notebooks read what earlier ones trained and evaluated."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything that differs between renderings of the book."""
+
+    name: str
+    data: str
+    train: TrainConfig
+    results: Path
+    label: str = ""  # shown on every page; empty only for the committed default book
+    seeds: tuple[int, ...] = (0,)
+    claim_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def source(self) -> Path:
+        """The book's source folder: book/ itself for the default profile, a copy otherwise."""
+        return BOOK_DIR if self.name == "default" else BUILD_ROOT / self.name / "book"
+
+    @property
+    def generated(self) -> Path:
+        return self.source / "generated"
+
+    @property
+    def html_index(self) -> Path:
+        return self.source / "_build" / "html" / "index.html"
+
+    def notebook_parameters(self, name: str) -> dict[str, Any]:
+        """Papermill parameters for one notebook under this profile."""
+        common = {"data": self.data, "profile": self.name, "label": self.label}
+        if name == "derive_gamma":
+            return {"label": self.label}
+        if name == "train":
+            return {
+                "data": self.data,
+                "max_epochs": self.train.max_epochs,
+                "patience": self.train.patience,
+                "out": str(self.results),
+                "label": self.label,
+            }
+        if name == "claims":
+            return common | {"seeds": list(self.claim_seeds)}
+        return common | {"seeds": list(self.seeds)}
+
+
+PROFILES: dict[str, Profile] = {
+    "default": Profile("default", "shipped", TrainConfig(), RESULTS_ROOT),
+    "quick": Profile(
+        "quick",
+        "shipped",
+        QUICK,
+        QUICK_ROOT,
+        label="Quick profile: every model trained for a few epochs only (a smoke test). "
+        "These numbers say nothing about the paper.",
+        claim_seeds=(0,),
+    ),
+    "medium": Profile(
+        "medium",
+        "medium",
+        TrainConfig(),
+        RESULTS_ROOT,
+        label="Medium profile: results on the ~4-hour medium corpus (8 speakers, built from "
+        "Debian packages), not the shipped 5-minute corpus.",
+        claim_seeds=(0,),
+    ),
+    "reproduce": Profile(
+        "reproduce",
+        "shipped",
+        TrainConfig(),
+        REPO_ROOT / "results-reproduce",
+        label="Reproduction: every model retrained from scratch by `make reproduce`.",
+    ),
+}
+
+
+def get_profile(name: str) -> Profile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"profile: expected one of {', '.join(PROFILES)}, got {name!r}") from None
+
+
+def _prepare_source(profile: Profile) -> None:
+    """Copy the book's pages into the profile's own source folder, each labelled with a banner."""
+    if profile.name == "default":
+        return
+    src = profile.source
+    src.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(REPO_ROOT / "_config.yml", src / "_config.yml")  # a copy, not the symlink
+    shutil.copyfile(BOOK_DIR / "_toc.yml", src / "_toc.yml")
+    shutil.copyfile(REPO_ROOT / "CITATION.cff", src.parent / "CITATION.cff")  # cite.md includes it
+    banner = f"```{{warning}}\n{profile.label}\n```\n\n"
+    for page in BOOK_DIR.glob("*.md"):
+        text = page.read_text()
+        head, _, rest = text.partition("\n")  # keep the title first, the banner right under it
+        (src / page.name).write_text(f"{head}\n\n{banner}{rest}")
+    for asset in ("figures",):
+        if (BOOK_DIR / asset).is_dir():
+            shutil.copytree(BOOK_DIR / asset, src / asset, dirs_exist_ok=True)
+
+
+def execute(profile: Profile | str = "default", notebooks: tuple[str, ...] = NOTEBOOKS) -> Path:
+    """Run every notebook with papermill under a profile, writing into its generated/ folder.
+
+    Each notebook trains or evaluates only what its profile's results tree lacks. Returns the
+    profile's source folder, ready for `jupyter-book build`.
+    """
+    import papermill as pm
+
+    profile = get_profile(profile) if isinstance(profile, str) else profile
+    _prepare_source(profile)
+    profile.generated.mkdir(parents=True, exist_ok=True)
+    for name in notebooks:
+        src = NOTEBOOK_DIR / f"{name}.ipynb"
+        out = profile.generated / f"{name}.ipynb"
+        tmp = out.with_name(f".tmp-{out.name}")
+        print(f"executing {src.relative_to(REPO_ROOT)} -> {out}", flush=True)
+        pm.execute_notebook(
+            str(src),
+            str(tmp),
+            parameters=profile.notebook_parameters(name),
+            cwd=str(REPO_ROOT),
+            kernel_name="python3",
+            progress_bar=False,
+        )
+        tmp.replace(out)
+    return profile.source
+
+
+def banner(label: str) -> Any:
+    """A warning box that labels a page rendered from a non-default profile (nothing otherwise)."""
+    from IPython.display import Markdown
+
+    return Markdown(f"```{{warning}}\n{label}\n```") if label else None
+
+
+def train_parameters(
+    model: str,
+    m: int,
+    k: int,
+    alpha: float,
+    seed: int,
+    data: str,
+    preprocessing: str,
+    max_epochs: int,
+    patience: int,
+    out: str,
+) -> tuple[Any, Path]:
+    """Turn the train notebook's parameters into a RunSpec and a results root, once.
+
+    A parameter the chosen model does not use is ignored with a one-line notice; an impossible value
+    raises ValueError naming the parameter.
+    """
+    from sdm.data import resolve_corpus
+    from sdm.experiment import make_specs
+    from sdm.variants import variant_from_parameters
+
+    unused = {"vae": ("k", "alpha"), "vsc": ("k",), "sdm": ("alpha",)}.get(model, ())
+    for name in unused:
+        print(f"note: parameter {name!r} is not used by model {model!r}; ignored")
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
+    if not isinstance(k, int) or k < 0:
+        raise ValueError(
+            f"k: expected 0 (identity dictionary) or a positive number of atoms, got {k!r}"
+        )
+    variant = variant_from_parameters(
+        model, m, k=k if model == "sdm" else 0, alpha=alpha if model == "vsc" else None
+    )
+    resolve_corpus(data)  # a clear error now, not after the first cells
+    train = TrainConfig(max_epochs=max_epochs, patience=patience)
+    (spec,) = make_specs([variant], [seed], data, preprocessing, train)
+    root = Path(out) if out else RESULTS_ROOT
+    return spec, root

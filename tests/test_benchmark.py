@@ -1,0 +1,91 @@
+"""The training-speed benchmark runs end to end at tiny sizes and reports what the issue asks for.
+
+Only that it runs and what it prints and writes are checked here: speed targets are measured by
+the benchmark itself, never by timed tests.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from sdm.variants import get_variant
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "train_speed.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("train_speed", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(spec.name, None)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_gemm_flops_per_frame_matches_the_hand_count(bench):
+    # SDM-VAE m = k = 64: 3 * 155,904 network MACs - 65,664 (no input gradient for the data)
+    # + 2 * 4,096 for z = D a (fixed D: input gradient only), 2 FLOPs per MAC
+    assert bench.gemm_flops_per_frame(get_variant("sdm-dct-k64-m64")) == 820_480
+    assert bench.gemm_flops_per_frame(get_variant("vae-m64")) == 804_096
+    vsc = bench.gemm_flops_per_frame(get_variant("vsc-a0.5-m64"))
+    assert vsc == 804_096 + 2 * 3 * 128 * 64  # the spike head: one more 128 x m layer
+
+
+def test_benchmark_runs_and_reports_every_figure(bench, shipped_frames, tmp_path, capsys):
+    frames = torch.from_numpy(shipped_frames)
+    tiny = bench.Sizes(
+        max_frames=256, reference_steps=2, epochs=1, c10_epochs=1, c10_repeats=1, peak_reps=10
+    )
+    result = bench.run(frames[:256], frames[256:384], tiny, device="cpu")
+    print(bench.report(result))
+    out = capsys.readouterr().out
+    for needle in (
+        "GFLOP/s",
+        "MFLOP",
+        "frames/s",
+        "variant-frames/s",
+        "ratio",
+        "fraction of peak",
+        "C10 SDM-VAE / VAE time per step at m32",
+        "at m64",
+    ):
+        assert needle in out
+    path = tmp_path / f"{result['machine']}.json"
+    bench.write_json(result, path)
+    saved = json.loads(path.read_text())
+    for key in (
+        "machine",
+        "torch",
+        "threads",
+        "cpu",
+        "date",
+        "command",
+        "peak_gflops",
+        "gemm_flops_per_frame_mean",
+        "reference",
+        "ours",
+        "ratio",
+        "fraction_of_peak",
+        "c10_sdm_over_vae_step",
+    ):
+        assert key in saved
+    assert saved["machine"] == "cpu-" + saved["machine"].split("-", 1)[1]
+    assert saved["ratio"] > 0 and saved["peak_gflops"] > 0
+    assert set(saved["c10_sdm_over_vae_step"]) == {"m32", "m64"}
+    assert len(saved["ours"]["variants"]) == 14
+    assert not list(tmp_path.glob(".*tmp*"))  # written atomically: no temp file left
