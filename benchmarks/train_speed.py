@@ -1,6 +1,6 @@
 """Training speed of `sdm`: the project's trainer against a research-style loop and the matmul peak.
 
-    .venv/bin/python benchmarks/train_speed.py            # full run (a few minutes on 2 cores)
+    .venv/bin/python benchmarks/train_speed.py            # full run (about a minute, 2 idle cores)
     .venv/bin/python benchmarks/train_speed.py --quick    # small sizes, a smoke check
 
 Everything is measured in one run on the same shipped-corpus training frames, so every ratio
@@ -49,6 +49,7 @@ LR = 1e-4
 PEAK_SHAPE = (128, N_BINS, 128)  # (B, n_in, n_out): the encoder's first layer on one batch
 # the reference covers both latent sizes of the two families claim C10 compares
 REFERENCE_VARIANTS = ("vae-m32", "sdm-dct-k32-m32", "vae-m64", "sdm-dct-k64-m64")
+BUSY_LOAD = 0.5  # 1-minute load average per core above which the report warns
 C10_PAIRS = ((32, "vae-m32", "sdm-dct-k32-m32"), (64, "vae-m64", "sdm-dct-k64-m64"))
 
 
@@ -60,12 +61,12 @@ class Sizes:
     reference_steps: int  # timed optimizer steps per reference variant (after 10 warm-up steps)
     epochs: int  # timed epochs of ours (after one warm-up epoch)
     c10_epochs: int  # timed epochs per single-member fit
-    c10_repeats: int  # alternating VAE / SDM-VAE repeats; the median is reported
+    c10_repeats: int  # alternating VAE / SDM-VAE repeats
     peak_reps: int  # matmuls per timed block (5 blocks, the fastest is the peak)
 
 
 FULL = Sizes(
-    max_frames=None, reference_steps=400, epochs=3, c10_epochs=2, c10_repeats=3, peak_reps=1000
+    max_frames=None, reference_steps=400, epochs=3, c10_epochs=2, c10_repeats=5, peak_reps=1000
 )
 QUICK = Sizes(
     max_frames=4096, reference_steps=40, epochs=1, c10_epochs=1, c10_repeats=1, peak_reps=200
@@ -80,8 +81,8 @@ def gemm_flops_per_frame(cfg: ModelConfig) -> int:
         encoder  F*H + H*(n_heads*d)      decoder  m*H + H*F      SDM-VAE's z = D a:  k*m
     The backward pass of a trainable layer costs two forwards (weight gradient + input gradient),
     except the encoder's first layer, whose input is the data (no input gradient), and D, which is
-    fixed (input gradient only). One MAC is 2 FLOPs. SDM-VAE at m = k = 64: 820,480 FLOPs
-    (../shared/SPEED.md: 0.82 MFLOP). Counting backward as 2x forward everywhere would give 0.96.
+    fixed (input gradient only). One MAC is 2 FLOPs. SDM-VAE at m = k = 64: 0.82 MFLOP (counting
+    the backward pass as two forwards everywhere would give 0.96, overstating the share of peak).
     """
     n_heads = 3 if cfg.family == "vsc" else 2
     h, d = cfg.hidden, cfg.code_dim
@@ -119,7 +120,8 @@ def gemm_peak_gflops(dev: torch.device, reps: int, blocks: int = 5) -> float:
 class _ResearchModel(nn.Module):
     """VAE or SDM-VAE as research code writes them: nn.Linear layers, separate mean and
     log-variance layers, the family picked by a branch. The loss terms are sdm.losses, so the
-    objective is the same as ours."""
+    objective is the same as ours.
+    """
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -157,7 +159,7 @@ def reference_frames_per_s(
     model = _ResearchModel(cfg).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=LR)
     n = train.shape[0]
-    log: list[tuple[float, float, float]] = []
+    log: list[tuple[float, float, float]] = []  # logged every step, as research code does
     done, timed_frames, t0 = 0, 0, 0.0
     while done < warmup + steps:
         shuffled = train[torch.randperm(n)]
@@ -219,7 +221,8 @@ def c10_step_ratios(
 ) -> dict[str, dict[str, float]]:
     """Claim C10: SDM-VAE's time per training step over the plain VAE's, each fit() alone.
 
-    VAE and SDM-VAE alternate, so a change of machine load hits both; the median is reported.
+    VAE and SDM-VAE alternate, so a change of machine load hits both. Per m: the median step
+    times, their ratio, and the ratio of each repeat ("ratios", what sdm.claims bootstraps).
     """
     steps = -(-train.shape[0] // BATCH) * sizes.c10_epochs
     out = {}
@@ -233,7 +236,12 @@ def c10_step_ratios(
                 times[name].append(fit_seconds([cfg], train, val, sizes.c10_epochs, dev) / steps)
         vae_ms = 1e3 * statistics.median(times[vae])
         sdm_ms = 1e3 * statistics.median(times[sdm_name])
-        out[f"m{m}"] = {"vae_step_ms": vae_ms, "sdm_step_ms": sdm_ms, "ratio": sdm_ms / vae_ms}
+        out[f"m{m}"] = {
+            "vae_step_ms": vae_ms,
+            "sdm_step_ms": sdm_ms,
+            "ratio": sdm_ms / vae_ms,
+            "ratios": [s / v for s, v in zip(times[sdm_name], times[vae])],
+        }
     return out
 
 
@@ -255,9 +263,12 @@ def _cpu_name() -> str:
 
 
 def run(
-    train: torch.Tensor, val: torch.Tensor, sizes: Sizes, device: str = "cpu"
+    train: torch.Tensor, val: torch.Tensor, sizes: Sizes, device: str = "cpu", command: str = ""
 ) -> dict[str, Any]:
-    """Every measurement, in one run on the same frames; returns the figures as a dict."""
+    """Every measurement, in one run on the same frames; returns the figures as a dict.
+
+    `command` is recorded as given: the command line that reproduces the run.
+    """
     dev = pick_device(device)
     if sizes.max_frames is not None:
         train = train[: sizes.max_frames]
@@ -284,12 +295,13 @@ def run(
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "command": shlex.join(["python", *sys.argv]),
+        "command": command,
         "sizes": vars(sizes),
         "train_frames": int(train.shape[0]),
         "batch_size": BATCH,
         "load_average_start": load_start,
         "load_average_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "busy_at_start": load_start is not None and load_start > BUSY_LOAD * (os.cpu_count() or 1),
         "peak_gflops": peak,
         "peak_shape": list(PEAK_SHAPE),
         "gemm_flops_per_frame": flops,
@@ -313,7 +325,7 @@ def report(r: dict[str, Any]) -> str:
     """The printed summary; the `ratio` line is what the issue's check looks for."""
     lines = [
         f"machine {r['machine']}: {r['gpu'] or r['cpu']}, torch {r['torch']}, "
-        f"{r['threads']} threads, device {r['device']}",
+        f"intra-op threads {r['threads']}, device {r['device']}",
         f"{r['train_frames']} shipped-corpus training frames, batch {r['batch_size']}",
     ]
     if r["load_average_start"] is not None:
@@ -321,6 +333,11 @@ def report(r: dict[str, Any]) -> str:
             f"load average (1 min) at start {r['load_average_start']:.2f}, "
             f"at end {r['load_average_end']:.2f}"
         )
+        if r["busy_at_start"]:
+            lines.append(
+                "warning: the machine was busy when the run started; absolute figures are "
+                "depressed (threads contend): rerun on an idle machine"
+            )
     lines += [
         f"peak fp32 GEMM 128x513 @ 513x128: {r['peak_gflops']:.1f} GFLOP/s",
         f"GEMM FLOPs per frame, forward + backward, mean of 14 variants: "
@@ -362,6 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=Path,
         help="JSON file to write; default benchmarks/results/<machine>.json (full runs only)",
     )
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     if args.threads is not None:
         if args.threads < 1:
@@ -371,7 +389,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     train = torch.from_numpy(frames("shipped", "train"))
     val = torch.from_numpy(frames("shipped", "val"))
-    r = run(train, val, QUICK if args.quick else FULL, args.device)
+    command = shlex.join([".venv/bin/python", "benchmarks/train_speed.py", *argv])
+    r = run(train, val, QUICK if args.quick else FULL, args.device, command)
     print(report(r))
     out = args.out or (None if args.quick else RESULTS_DIR / f"{r['machine']}.json")
     if out is not None:

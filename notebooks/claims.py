@@ -52,9 +52,10 @@ label = ""
 
 # %%
 import pandas as pd
-from IPython.display import Markdown
+from IPython.display import Markdown, display
 
 from sdm import book, claims, plotting
+from sdm import table1 as t1
 
 settings = book.get_profile(profile)
 book.banner(label)
@@ -90,3 +91,16 @@ for claim in claims.CLAIMS.values():
         )
     else:
         print(f"{claim.id} ({claim.statement}): see the table above (benchmark step-time ratio)")
+
+# %% [markdown]
+# ## On the medium corpus
+# The claims judged from the medium-corpus runs committed with the repository (one seed; only the
+# variants trained there — comparisons that need others are "inconclusive: missing runs").
+
+# %%
+medium_runs = t1.collect_metrics(settings.results / "medium" / preprocessing)
+if not medium_runs or data == "medium":
+    print("No medium-corpus results are committed yet." if not medium_runs else "(this is it)")
+else:
+    medium_report = claims.judge_claims(medium_runs)
+    display(Markdown(claims.to_markdown(medium_report, title=None)))

@@ -1,7 +1,7 @@
 """sdm: VAE, VSC and SDM-VAE for speech power spectrograms (Sadeghi & Magron, Interspeech 2022).
 
-The public API in one place. Heavy optional dependencies (pesq, pystoi, soundfile) are imported where
-they are used, so `import sdm` works without them (e.g. on a GPU machine that only trains).
+The public API in one place. Heavy optional dependencies (pesq, pystoi, soundfile) are imported
+where they are used, so `import sdm` works without them (e.g. on a GPU machine that only trains).
 """
 
 from sdm.config import ModelConfig, TrainConfig

@@ -184,7 +184,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="conversion processes (default 2)")
     p.add_argument("--force", action="store_true", help="rebuild even when already built")
     p.set_defaults(func=cmd_data)
-    p = sub.add_parser("book", help="execute the book's notebooks for a profile (trains what is missing)")
+    p = sub.add_parser(
+        "book", help="execute the book's notebooks for a profile (trains what is missing)"
+    )
     p.add_argument("--profile", default="default", help="default, quick, medium or reproduce")
     p.set_defaults(func=cmd_book)
     return ap

@@ -1,4 +1,5 @@
-"""Typed, frozen settings: every string from a CLI, a notebook or a file becomes one of these once."""
+"""Typed, frozen settings: every string from a CLI, a notebook or a file
+becomes one of these once."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The ELBO's terms as pure tensor functions. Shapes: leading dims are free, the last one is summed."""
+"""The ELBO's terms as pure tensor functions.
+
+Shapes: leading dims are free, the last one is summed.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +10,18 @@ import torch
 POWER_FLOOR = 1e-10
 """Floor on power and variance values inside logs and ratios.
 
-Silent bins of 16-bit audio have power exactly 0 (or ~1e-12 after the STFT of digital silence); the
-IS divergence needs log(x), and log(0) is -inf. 1e-10 is 100 dB below a full-scale bin (~1e0 after
-the STFT of normalised audio), far under what 16-bit audio resolves, so it changes no audible bin."""
+Silent bins of 16-bit audio have power exactly 0 (or ~1e-12 after the STFT of digital silence);
+the IS divergence needs log(x), and log(0) is -inf. 1e-10 is 100 dB below a full-scale bin (~1e0
+after the STFT of normalised audio), far under what 16-bit audio resolves, so it changes no
+audible bin."""
 
 
 def is_divergence(x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Itakura-Saito divergence d_IS(x, v) = sum_f x/v - log(x/v) - 1, per frame (Leglaive et al. 2018).
+    """Itakura-Saito divergence d_IS(x, v) = sum_f x/v - log(x/v) - 1, per frame
+    (Leglaive et al. 2018).
 
-    x: power frames (..., F) >= 0; v: model variance (..., F) > 0. Returns (...,). It is >= 0 and = 0
-    exactly when v == x. Reported numbers (`is_div`) use this form.
+    x: power frames (..., F) >= 0; v: model variance (..., F) > 0. Returns (...,). It is >= 0 and
+    = 0 exactly when v == x. Reported numbers (`is_div`) use this form.
     """
     ratio = x.clamp_min(POWER_FLOOR) / v.clamp_min(POWER_FLOOR)
     return (ratio - torch.log(ratio) - 1.0).sum(dim=-1)
@@ -25,8 +30,8 @@ def is_divergence(x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 def is_loss(x: torch.Tensor, log_v: torch.Tensor) -> torch.Tensor:
     """The training form of the reconstruction term: sum_f x / v + log v with v = exp(log_v).
 
-    This is -log N_c(s; 0, v) up to constants, and equals is_divergence(x, v) + sum_f (log x + 1): the
-    difference depends on the data only, so its gradient is the same. Works from the decoder's
+    This is -log N_c(s; 0, v) up to constants, and equals is_divergence(x, v) + sum_f (log x + 1):
+    the difference depends on the data only, so its gradient is the same. Works from the decoder's
     log-variance directly, so v never underflows. Returns (...,). Training losses use this form.
     """
     return (x * torch.exp(-log_v) + log_v).sum(dim=-1)
@@ -59,7 +64,8 @@ def kl_gaussian_prior(mu: torch.Tensor, logvar: torch.Tensor, gamma: torch.Tenso
 
 
 SPIKE_CLAMP = 1e-6
-"""VSC spike probabilities are clamped to [1e-6, 1 - 1e-6] inside logs, as the VSC reproduction does."""
+"""VSC spike probabilities are clamped to [1e-6, 1 - 1e-6] inside logs,
+as the VSC reproduction does."""
 
 
 def kl_spike_slab(

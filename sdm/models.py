@@ -1,8 +1,8 @@
 """VAE, VSC and SDM-VAE as stacks of S members that share one family and one shape.
 
-Every model returns the same records (`Output` for training, `Reconstruction` for evaluation), so the
-trainer and the evaluation never branch on the family. The three families differ only in how the
-encoder's heads become a latent z, a code, and a prior term (`_latent`).
+Every model returns the same records (`Output` for training, `Reconstruction` for evaluation), so
+the trainer and the evaluation never branch on the family. The three families differ only in how
+the encoder's heads become a latent z, a code, and a prior term (`_latent`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from sdm.nets import Decoder, Encoder
 
 
 class Output(NamedTuple):
-    """Per-member batch means: loss = recon + kl (S,); code (S, B, d) is what Hoyer is measured on."""
+    """Per-member batch means: loss = recon + kl (S,);
+    code (S, B, d) is what Hoyer is measured on."""
 
     loss: torch.Tensor
     recon: torch.Tensor
@@ -30,7 +31,8 @@ class Output(NamedTuple):
 
 
 class Reconstruction(NamedTuple):
-    """Posterior-mean decoding: variance (S, N, 513) of each bin; code (S, N, d) (a, E[z] for VSC, z)."""
+    """Posterior-mean decoding: variance (S, N, 513) of each bin;
+    code (S, N, d) (a, E[z] for VSC, z)."""
 
     variance: torch.Tensor
     code: torch.Tensor
@@ -44,7 +46,8 @@ class Latent(NamedTuple):
 
 
 def _seed_stream(seed: int, stream: int) -> int:
-    """Independent generator seeds per purpose (init, noise, shuffling) derived from one run seed."""
+    """Independent generator seeds per purpose (init, noise, shuffling)
+    derived from one run seed."""
     return seed + stream * (1 << 40)
 
 
@@ -150,7 +153,8 @@ class LatentStack(nn.Module):
         """Hook for schedules that advance once per epoch (VSC's sharpness); no-op by default."""
 
     def select(self, members: Sequence[int]) -> LatentStack:
-        """A new stack of the chosen members, weights copied (used to drop early-stopped members)."""
+        """A new stack of the chosen members, weights copied
+        (used to drop early-stopped members)."""
         idx = torch.as_tensor(list(members), dtype=torch.long)
         new = type(self)([self.configs[i] for i in members], [self.seeds[i] for i in members])
         device = next(self.parameters()).device
@@ -177,17 +181,18 @@ class VAE(LatentStack):
 
 
 SHARPNESS_START, SHARPNESS_STEP = 50.0, 0.001
-"""VSC's relaxed selection: sigmoid(c (eta + gamma_s - 1)), c = 50 at first and + 0.001 per epoch, as in
-the reproduction the paper used (Alfo5123/Variational-Sparse-Coding, `update_()` once per epoch)."""
+"""VSC's relaxed selection: sigmoid(c (eta + gamma_s - 1)), c = 50 at first and + 0.001 per epoch,
+as in the reproduction the paper used (Alfo5123/Variational-Sparse-Coding, `update_()` once per
+epoch)."""
 
 
 class VSC(LatentStack):
     """Variational sparse coding (Tonolini et al. 2020) as the paper's reproduction implements it.
 
-    Three heads: mu, log sigma^2 and a spike logit h, with log gamma_s = -relu(-h) (so gamma_s <= 1).
-    Sampling: z = sigmoid(c (eta + gamma_s - 1)) * (mu + sigma eps), eta ~ U(0, 1). Prior term:
-    `losses.kl_spike_slab` against prior spike probability alpha. Evaluation decodes and measures the
-    posterior mean E[z] = gamma_s * mu (our decision; ../shared/PAPER.md).
+    Three heads: mu, log sigma^2 and a spike logit h, with log gamma_s = -relu(-h) (so
+    gamma_s <= 1). Sampling: z = sigmoid(c (eta + gamma_s - 1)) * (mu + sigma eps), eta ~ U(0, 1).
+    Prior term: `losses.kl_spike_slab` against prior spike probability alpha. Evaluation decodes and
+    measures the posterior mean E[z] = gamma_s * mu (our decision; ../shared/PAPER.md).
     """
 
     family = "vsc"

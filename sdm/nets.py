@@ -1,5 +1,5 @@
-"""Encoder and decoder MLPs, stacked: one module holds S independent members, each with its own weights,
-evaluated with batched matmuls. S = 1 is the ordinary single model."""
+"""Encoder and decoder MLPs, stacked: one module holds S independent members, each with its own
+weights, evaluated with batched matmuls. S = 1 is the ordinary single model."""
 
 from __future__ import annotations
 

@@ -51,3 +51,22 @@ def table1(
         print(t1.to_markdown(table, title=title, note=note))
         print(f"wrote {csv_path} and {md_path}")
     return table
+
+
+def committed_table1(
+    data: str = "medium", preprocessing: str = "clean", root: Path = RESULTS_ROOT
+) -> Any:
+    """Table 1 from whatever runs of a corpus are already evaluated under `root` (no training).
+
+    Used to show the medium corpus's committed results beside the shipped ones; None when there
+    are none. The oracle row is included when its metrics are there.
+    """
+    from sdm.evaluate import read_metrics
+
+    base = Path(root) / data_slug(data) / preprocessing
+    metrics = t1.collect_metrics(base)
+    if not metrics:
+        return None
+    oracle_path = base / "oracle" / "metrics.csv"
+    oracle = read_metrics(oracle_path) if oracle_path.exists() else None
+    return t1.build_table1(metrics, oracle)

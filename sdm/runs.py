@@ -1,9 +1,10 @@
 """Where runs live and when a finished run may be reused.
 
-Layout: <root>/<data>/<preprocessing>/<variant>/seed-<s>/ holding config.json, history.csv, model.pt
-(best weights) and, once evaluated, metrics.csv. Resume checkpoints live in an ignored ckpt/ folder.
-A run is *trained* when config.json says so and history.csv exists; *evaluated* when metrics.csv exists.
-Reuse compares the run's identity only (../shared/DECISIONS.md): not device, stack, threads or folder.
+Layout: <root>/<data>/<preprocessing>/<variant>/seed-<s>/ holding config.json, history.csv,
+model.pt (best weights) and, once evaluated, metrics.csv. Resume checkpoints live in an ignored
+ckpt/ folder. A run is *trained* when config.json says so and history.csv exists; *evaluated* when
+metrics.csv exists. Reuse compares the run's identity only (../shared/DECISIONS.md): not device,
+stack, threads or folder.
 """
 
 from __future__ import annotations
@@ -204,7 +205,8 @@ def load_run(run_dir: Path, device: str | torch.device = "cpu") -> LatentStack:
 
 
 def load_runs(run_dirs: list[Path], device: str | torch.device = "cpu") -> LatentStack:
-    """Several trained runs of one shape as one stack (members in the given order), for evaluation."""
+    """Several trained runs of one shape as one stack (members in the given order),
+    for evaluation."""
     blobs = []
     for d in run_dirs:
         path = Path(d) / WEIGHTS_FILE
@@ -219,7 +221,8 @@ def load_runs(run_dirs: list[Path], device: str | torch.device = "cpu") -> Laten
 
 
 def stack_checkpoint(root: Path, data: str, preprocessing: str, specs: list[RunSpec]) -> Path:
-    """Resume file of a stack, named by its members and settings; lives in an ignored ckpt/ folder."""
+    """Resume file of a stack, named by its members and settings;
+    lives in an ignored ckpt/ folder."""
     key = json.dumps([(s.model.name, s.seed, s.train.identity()) for s in specs], sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return Path(root) / data_slug(data) / preprocessing / "ckpt" / f"stack-{digest}.pt"

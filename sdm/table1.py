@@ -188,7 +188,8 @@ def format_table1(table: Any) -> list[list[str]]:
 
 
 def to_markdown(table: Any, title: str | None = "Table 1", note: str = "") -> str:
-    """Markdown: a title (none if None), a legend, the table; `note` (e.g. "quick run") goes first."""
+    """Markdown: a title (none if None), a legend, the table;
+    `note` (e.g. "quick run") goes first."""
     lines = format_table1(table)
     legend = (
         "Each cell: mean over seeds ± half-width of the 95% t-interval of the seed means "

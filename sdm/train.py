@@ -1,5 +1,6 @@
-"""The one training loop. It trains any set of members (variants and seeds) at once — grouped by shape
-into stacks with batched weights, one optimizer step for all — and never branches on the family.
+"""The one training loop. It trains any set of members (variants and seeds) at once —
+grouped by shape into stacks with batched weights, one optimizer step for all — and never
+branches on the family.
 
 Per member: its own shuffling stream, early stopping on a deterministic validation loss, a best
 snapshot kept by value in memory. A member that stops early leaves the stack, so it costs no more
@@ -94,7 +95,8 @@ def _atomic_save(obj: Any, path: Path) -> None:
 
 
 def _adam(model: LatentStack, lr: float) -> torch.optim.Optimizer:
-    """Adam with the fused kernel: one pass per parameter instead of ~10 elementwise ops (CPU, CUDA).
+    """Adam with the fused kernel: one pass per parameter instead of ~10 elementwise ops
+    (CPU, CUDA).
 
     Fused and plain Adam agree to rounding; the fused one is used everywhere, so a run's result does
     not depend on which was picked."""
@@ -144,7 +146,8 @@ def _validate(model: LatentStack, val: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 class _Group:
-    """One stack of equally shaped members with its own Adam; `active` holds global member indices."""
+    """One stack of equally shaped members with its own Adam;
+    `active` holds global member indices."""
 
     def __init__(self, model: LatentStack, active: list[int], lr: float) -> None:
         self.model, self.active, self.lr = model, active, lr

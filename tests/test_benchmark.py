@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from sdm.claims import step_time_ratios
 from sdm.variants import get_variant
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "train_speed.py"
@@ -49,7 +51,7 @@ def test_gemm_flops_per_frame_matches_the_hand_count(bench):
 def test_benchmark_runs_and_reports_every_figure(bench, shipped_frames, tmp_path, capsys):
     frames = torch.from_numpy(shipped_frames)
     tiny = bench.Sizes(
-        max_frames=256, reference_steps=2, epochs=1, c10_epochs=1, c10_repeats=1, peak_reps=10
+        max_frames=256, reference_steps=2, epochs=1, c10_epochs=1, c10_repeats=2, peak_reps=10
     )
     result = bench.run(frames[:256], frames[256:384], tiny, device="cpu")
     print(bench.report(result))
@@ -84,8 +86,14 @@ def test_benchmark_runs_and_reports_every_figure(bench, shipped_frames, tmp_path
         "c10_sdm_over_vae_step",
     ):
         assert key in saved
-    assert saved["machine"] == "cpu-" + saved["machine"].split("-", 1)[1]
+    assert saved["machine"] == f"cpu-{os.cpu_count()}core"
     assert saved["ratio"] > 0 and saved["peak_gflops"] > 0
     assert set(saved["c10_sdm_over_vae_step"]) == {"m32", "m64"}
+    assert len(saved["c10_sdm_over_vae_step"]["m64"]["ratios"]) == 2
     assert len(saved["ours"]["variants"]) == 14
     assert not list(tmp_path.glob(".*tmp*"))  # written atomically: no temp file left
+    # claim C10 reads the file as it is written
+    assert set(step_time_ratios(tmp_path)) == {
+        f"{result['machine']}:m32",
+        f"{result['machine']}:m64",
+    }
