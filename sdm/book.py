@@ -154,10 +154,20 @@ def execute(profile: Profile | str = "default", notebooks: tuple[str, ...] = NOT
 
 
 def banner(label: str) -> Any:
-    """A warning box that labels a page rendered from a non-default profile (nothing otherwise)."""
-    from IPython.display import Markdown
+    """A warning box that labels a page rendered from a non-default profile (nothing otherwise).
 
-    return Markdown(f"```{{warning}}\n{label}\n```") if label else None
+    HTML rather than a MyST directive: notebook outputs are rendered as CommonMark, without
+    directives; the classes are the theme's own admonition styles."""
+    from html import escape
+
+    from IPython.display import HTML
+
+    if not label:
+        return None
+    return HTML(
+        '<div class="admonition warning"><p class="admonition-title">Profile</p>'
+        f"<p>{escape(label)}</p></div>"
+    )
 
 
 def train_parameters(
