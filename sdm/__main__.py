@@ -67,7 +67,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     model = load_run(Path(args.run))
     (result,) = evaluate_file(model, args.audio, args.preprocessing)
     if args.out is not None:
-        write_audio(args.out, result.signal)
+        write_audio(args.out, result.estimate)
         print(f"wrote {args.out}")
     for name, value in result.metrics.items():
         print(f"{name} {value}")

@@ -28,6 +28,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """The tests' tensors are tiny: one thread is faster, and immune to a busy machine's
+    oversubscription (two spinning OpenMP threads beside other work slow a step many times)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def frames_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A cache folder private to this test session, so tests never read a stale repo cache."""

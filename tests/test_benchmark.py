@@ -31,14 +31,6 @@ def bench():
     sys.modules.pop(spec.name, None)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_gemm_flops_per_frame_matches_the_hand_count(bench):
     # SDM-VAE m = k = 64: 3 * 155,904 network MACs - 65,664 (no input gradient for the data)
     # + 2 * 4,096 for z = D a (fixed D: input gradient only), 2 FLOPs per MAC

@@ -11,15 +11,6 @@ from sdm.dictionary import FixedDictionary, build_dictionary, dct, identity
 SHAPES = [(4, 3), (8, 8), (6, 10), (2, 5), (64, 32), (64, 64), (32, 64)]  # k < m, k = m, k > m
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is faster, and immune to a busy machine's oversubscription."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def odct_reference(m: int, k: int) -> np.ndarray:
     """The construction in ../shared/PAPER.md, element by element: atom 0 is 1/sqrt(m); atom r >= 1
     is cos(pi l r / k), l = 0..m-1, minus its mean, divided by its norm."""

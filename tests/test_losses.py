@@ -25,15 +25,6 @@ MC_SIGMAS = 4.0
 MAX_SE = 0.02
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is faster, and immune to a busy machine's oversubscription."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _gauss_logpdf(z: torch.Tensor, mu: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
     return -0.5 * (torch.log(2 * math.pi * var) + (z - mu) ** 2 / var)
 

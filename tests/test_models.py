@@ -20,15 +20,6 @@ from sdm.variants import VARIANTS, get_variant
 B = 32  # frames per member and batch
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is faster, and immune to a busy machine's oversubscription."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def x(shipped_frames) -> torch.Tensor:
     """(3, B, 513): three different batches of real power frames, one per stack member."""

@@ -31,14 +31,6 @@ SMALL = TrainConfig(max_epochs=3, val_every_steps=1)
 STEPS = 8  # 1024 frames / batch 128
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def small_frames(frames_cache):
     """Stands in for sdm.data.frames: the first 1024 train, 256 val frames of the shipped corpus."""

@@ -31,15 +31,6 @@ class _Killed(Exception):
     """Stands in for SIGKILL inside one process: raised mid-epoch, nothing is written after it."""
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: faster on a small shared machine, the same for every run compared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def data(frames_cache) -> tuple[torch.Tensor, torch.Tensor]:
     """The first 1024 training and 256 validation power frames of the shipped corpus."""
