@@ -8,6 +8,7 @@ build into their own folders, and label every page they render.
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,6 +135,9 @@ def execute(profile: Profile | str = "default", notebooks: tuple[str, ...] = NOT
     import papermill as pm
 
     profile = get_profile(profile) if isinstance(profile, str) else profile
+    # kernels inherit the environment: a script-wide MPLBACKEND=Agg (as CI sets) would keep every
+    # figure out of the executed notebooks, so the kernels get the inline backend explicitly
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     _prepare_source(profile)
     profile.generated.mkdir(parents=True, exist_ok=True)
     for name in notebooks:

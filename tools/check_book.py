@@ -34,6 +34,8 @@ PAGES = {
         (r"PESQ raw-nb", "the paper-comparable columns"),
     ],
     "generated/spectrograms.html": [(r"<audio", "audio players"), (r"<img", "spectrogram figures")],
+    "generated/sparsity.html": [(r"<img", "the sparsity figures")],
+    "generated/derive_gamma.html": [(r"<img", "the penalty figure")],
 }
 ERRORS = [
     (r"Traceback \(most recent call last\)", "a Python traceback"),
