@@ -34,13 +34,10 @@ profile = "default"
 label = ""
 
 # %%
-from sdm import analysis, book, experiment, plotting
+from sdm import analysis, book, plotting
 from sdm.evaluate import load_test_set
 
-settings = book.get_profile(profile)
-specs = analysis.seed_specs(seeds[0], data, preprocessing, settings.train)
-experiment.ensure_trained(specs, settings.results, progress=False)
-models = analysis.load_models(specs, settings.results)
+specs, root, models = analysis.trained_models(seeds[0], data, preprocessing, profile)
 book.banner(label)
 
 # %% [markdown]
@@ -92,10 +89,6 @@ fig = plotting.atom_activation({n: a for n, a in activations.items() if n.endswi
 # frames and atoms at each validation.
 
 # %%
-histories = {
-    s.model.name: analysis.read_history(s, settings.results)
-    for s in specs
-    if s.model.family == "sdm"
-}
+histories = {s.model.name: analysis.read_history(s, root) for s in specs if s.model.family == "sdm"}
 fig = plotting.learning_curves(histories, "gamma_mean", log_y=True)
 fig = plotting.learning_curves(histories, "gamma_median", log_y=True)

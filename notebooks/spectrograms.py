@@ -30,13 +30,10 @@ label = ""
 import numpy as np
 from IPython.display import HTML
 
-from sdm import analysis, book, experiment, plotting
+from sdm import analysis, book, plotting
 from sdm.evaluate import load_test_set
 
-settings = book.get_profile(profile)
-specs = analysis.seed_specs(seeds[0], data, preprocessing, settings.train)
-experiment.ensure_trained(specs, settings.results, progress=False)
-models = analysis.load_models(specs, settings.results)
+_, _, models = analysis.trained_models(seeds[0], data, preprocessing, profile)
 test = load_test_set(data, preprocessing)
 u = analysis.pick_utterance(data, preprocessing)
 original, spec = test.signals[u], test.specs[u]

@@ -20,8 +20,8 @@
 #
 # Read the columns with care:
 # - **PESQ raw-nb** is the raw narrow-band P.862 score, what the paper's official code reports
-#   (`pypesq`); **PESQ wb** is wide-band MOS-LQO (P.862.2), today's usual choice. They are not on the
-#   same scale.
+#   (`pypesq`); **PESQ wb** is wide-band MOS-LQO (P.862.2), today's usual choice. They are not
+#   on the same scale.
 # - **ESTOI** is what the paper calls STOI (the official code calls pystoi with `extended=True`);
 #   **STOI** is the classic measure.
 # - **Hoyer** is measured on the code $\mathbf a$ for SDM-VAE, on $\mathbf z$ for the others (VSC:

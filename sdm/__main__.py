@@ -73,35 +73,31 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         print(f"{name} {value}")
 
 
+def _pipeline_arguments(args: argparse.Namespace) -> dict:
+    """The settings `table1` and `claims` share: which runs, where, how trained."""
+    return {
+        "seeds": args.seeds,
+        "data": args.data,
+        "preprocessing": args.preprocessing,
+        "train": _train_config(args),
+        "root": _root(args),
+        "device": args.device,
+        "quick": args.quick,
+        "progress": not args.quiet,
+    }
+
+
 def cmd_table1(args: argparse.Namespace) -> None:
     from sdm.report import table1
 
-    table1(
-        seeds=args.seeds,
-        data=args.data,
-        preprocessing=args.preprocessing,
-        train=_train_config(args),
-        root=_root(args),
-        device=args.device,
-        quick=args.quick,
-        progress=not args.quiet,
-    )
+    table1(**_pipeline_arguments(args))
 
 
 def cmd_claims(args: argparse.Namespace) -> None:
     from sdm.claims import run_claims
 
-    run_claims(
-        seeds=args.seeds,
-        data=args.data,
-        preprocessing=args.preprocessing,
-        train=_train_config(args),
-        root=_root(args),
-        device=args.device,
-        quick=args.quick,
-        progress=not args.quiet,
-        **({} if args.benchmarks is None else {"benchmarks": args.benchmarks}),
-    )
+    extra = {} if args.benchmarks is None else {"benchmarks": args.benchmarks}
+    run_claims(**_pipeline_arguments(args), **extra)
 
 
 def cmd_book(args: argparse.Namespace) -> None:

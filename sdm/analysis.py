@@ -37,6 +37,20 @@ def seed_specs(
     return make_specs([VARIANTS[v] for v in variants], [seed], data, preprocessing, train)
 
 
+def trained_models(
+    seed: int = 0, data: str = "shipped", preprocessing: str = "clean", profile: str = "default"
+) -> tuple[list[RunSpec], Path, dict[str, LatentStack]]:
+    """The 14 variants at one seed under a book profile, trained if missing: specs, results root
+    and the models (best weights), as the sparsity and spectrogram pages need them."""
+    from sdm.book import get_profile
+    from sdm.experiment import ensure_trained
+
+    settings = get_profile(profile)
+    specs = seed_specs(seed, data, preprocessing, settings.train)
+    ensure_trained(specs, settings.results, progress=False)
+    return specs, settings.results, load_models(specs, settings.results)
+
+
 def load_models(specs: Iterable[RunSpec], root: Path = RESULTS_ROOT) -> dict[str, LatentStack]:
     """Variant name -> trained model (best weights), for runs whose weights are present."""
     return {
@@ -119,3 +133,24 @@ def audio_player(x: np.ndarray, label: str, fs: int = 16000) -> str:
         f'<figure style="margin:0.3em 0"><figcaption>{label}</figcaption>'
         f'<audio controls preload="none" src="data:audio/flac;base64,{b64}"></audio></figure>'
     )
+
+
+def gamma_update_by_optimiser(mu: float, logvar: float) -> tuple[float, float]:
+    """(γ found by a generic bounded optimiser on the KL of eq. 8, γ from the closed form eq. 9).
+
+    The optimiser knows nothing of the closed form: it minimises sdm.losses.kl_gaussian_prior over
+    log γ in [-30, 30], to 1e-10 in log γ.
+    """
+    from scipy.optimize import minimize_scalar
+
+    from sdm import losses
+
+    mu_t = torch.tensor([mu], dtype=torch.float64)
+    lv_t = torch.tensor([logvar], dtype=torch.float64)
+
+    def kl(log_gamma: float) -> float:
+        gamma = torch.tensor([np.exp(log_gamma)], dtype=torch.float64)
+        return float(losses.kl_gaussian_prior(mu_t, lv_t, gamma))
+
+    best = minimize_scalar(kl, bounds=(-30, 30), method="bounded", options={"xatol": 1e-10})
+    return float(np.exp(best.x)), float(losses.gamma_update(mu_t, lv_t))

@@ -1,4 +1,6 @@
-"""Figures the notebooks show. Each function returns a matplotlib Figure and reads nothing from disk."""
+"""Figures the notebooks show.
+
+Each function returns a matplotlib Figure and reads nothing from disk."""
 
 from __future__ import annotations
 
@@ -63,7 +65,7 @@ def sparsity_penalties(sigma2: float = 0.1, energy: float = 4.0, max_atoms: int 
 def learning_curves(
     histories: Mapping[str, Any], column: str = "val_loss", log_y: bool = False
 ) -> Any:
-    """One line per run: a history column (pandas DataFrames with an `epoch` column) against epoch."""
+    """One line per run: a history column against epoch (DataFrames with an `epoch` column)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     for name, h in histories.items():
@@ -102,49 +104,58 @@ def _db(power: np.ndarray, floor_db: float = -80.0) -> np.ndarray:
     return np.maximum(db, db.max() + floor_db)
 
 
-def spectrograms(
-    panels: Mapping[str, np.ndarray], fs: int = 16000, hop: int = 256, ncols: int = 3
+def _panels(
+    images: Mapping[str, np.ndarray],
+    ncols: int,
+    size: tuple[float, float],
+    hop: int,
+    fs: int,
+    ylabel: str,
+    draw: Any,
 ) -> Any:
-    """Power spectrograms in dB (frames, bins), one panel each, on a shared colour scale."""
+    """A grid with one time-by-row image per entry; `draw(ax, t, image)` paints one panel."""
     plt = _plt()
-    names = list(panels)
+    names = list(images)
     nrows = -(-len(names) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 2.6 * nrows), squeeze=False)
-    ref = _db(next(iter(panels.values())))
-    vmin, vmax = ref.min(), ref.max()
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False
+    )
     for ax, name in zip(axes.flat, names):
-        spec = _db(panels[name])
-        t = np.arange(spec.shape[0]) * hop / fs
-        f = np.linspace(0, fs / 2000, spec.shape[1])
-        ax.pcolormesh(t, f, spec.T, shading="auto", cmap="magma", vmin=vmin, vmax=vmax)
+        image = images[name]
+        draw(ax, np.arange(image.shape[0]) * hop / fs, image)
         ax.set_title(name, fontsize="small")
         ax.set_xlabel("time (s)")
-        ax.set_ylabel("kHz")
+        ax.set_ylabel(ylabel)
     for ax in axes.flat[len(names) :]:
         ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def spectrograms(
+    panels: Mapping[str, np.ndarray], fs: int = 16000, hop: int = 256, ncols: int = 3
+) -> Any:
+    """Power spectrograms in dB (frames, bins), one panel each, on the first one's colour scale."""
+    db = {name: _db(p) for name, p in panels.items()}
+    ref = next(iter(db.values()))
+
+    def draw(ax: Any, t: np.ndarray, spec: np.ndarray) -> None:
+        f = np.linspace(0, fs / 2000, spec.shape[1])
+        ax.pcolormesh(t, f, spec.T, shading="auto", cmap="magma", vmin=ref.min(), vmax=ref.max())
+
+    return _panels(db, ncols, (4.2, 2.6), hop, fs, "kHz", draw)
 
 
 def code_heatmaps(
     codes: Mapping[str, np.ndarray], hop: int = 256, fs: int = 16000, ncols: int = 2
 ) -> Any:
     """|code| over time for one utterance, one panel per model (rows: atoms or latent dims)."""
-    plt = _plt()
-    names = list(codes)
-    nrows = -(-len(names) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(6.0 * ncols, 2.2 * nrows), squeeze=False)
-    for ax, name in zip(axes.flat, names):
-        c = np.abs(codes[name])
-        t = np.arange(c.shape[0]) * hop / fs
+
+    def draw(ax: Any, t: np.ndarray, c: np.ndarray) -> None:
         ax.pcolormesh(t, np.arange(c.shape[1]), c.T, shading="auto", cmap="viridis")
-        ax.set_title(name, fontsize="small")
-        ax.set_ylabel("atom / dim")
-        ax.set_xlabel("time (s)")
-    for ax in axes.flat[len(names) :]:
-        ax.axis("off")
-    fig.tight_layout()
-    return fig
+
+    magnitudes = {name: np.abs(c) for name, c in codes.items()}
+    return _panels(magnitudes, ncols, (6.0, 2.2), hop, fs, "atom / dim", draw)
 
 
 def hoyer_distributions(frames: Any) -> Any:

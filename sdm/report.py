@@ -34,7 +34,7 @@ def table1(
     n_jobs: int | None = None,
     echo: bool = True,
 ) -> Any:
-    """Train or reuse the 14 variants x seeds, evaluate them and the oracle, write and print Table 1."""
+    """Train or reuse the 14 variants x seeds, evaluate them and the oracle, write Table 1."""
     specs = make_specs(VARIANTS.values(), seeds, data, preprocessing, train)
     ensure_trained(specs, root, device, progress=progress)
     tables = ensure_evaluated(specs, root, n_jobs=n_jobs, progress=progress)
