@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,6 @@ class Profile:
     label: str = ""  # shown on every page; empty only for the committed default book
     seeds: tuple[int, ...] = (0,)
     claim_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def source(self) -> Path:
@@ -46,10 +45,6 @@ class Profile:
     @property
     def generated(self) -> Path:
         return self.source / "generated"
-
-    @property
-    def html_index(self) -> Path:
-        return self.source / "_build" / "html" / "index.html"
 
     def notebook_parameters(self, name: str) -> dict[str, Any]:
         """Papermill parameters for one notebook under this profile."""
@@ -121,9 +116,6 @@ def _prepare_source(profile: Profile) -> None:
         text = page.read_text()
         head, _, rest = text.partition("\n")  # keep the title first, the banner right under it
         (src / page.name).write_text(f"{head}\n\n{banner}{rest}")
-    for asset in ("figures",):
-        if (BOOK_DIR / asset).is_dir():
-            shutil.copytree(BOOK_DIR / asset, src / asset, dirs_exist_ok=True)
 
 
 def execute(profile: Profile | str = "default", notebooks: tuple[str, ...] = NOTEBOOKS) -> Path:
