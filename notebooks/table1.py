@@ -62,7 +62,7 @@ table = report.table1(
     progress=False,
     echo=False,
 )
-Markdown(t1.to_markdown(table, title=f"Table 1 — {data}, {preprocessing}, seeds {seeds}"))
+Markdown(t1.to_markdown(table, title=None, note=f"{data} corpus, {preprocessing}, seeds {seeds}"))
 
 # %% [markdown]
 # ## Quality against sparsity

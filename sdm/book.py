@@ -118,6 +118,18 @@ def _prepare_source(profile: Profile) -> None:
         (src / page.name).write_text(f"{head}\n\n{banner}{rest}")
 
 
+def _fold_parameter_cells(path: Path) -> None:
+    """Fold the parameter cells on the rendered page (a click shows them): readers want results."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if {"parameters", "injected-parameters"} & set(tags) and "hide-input" not in tags:
+            cell.metadata["tags"] = [*tags, "hide-input"]
+    nbformat.write(nb, path)
+
+
 def execute(profile: Profile | str = "default", notebooks: tuple[str, ...] = NOTEBOOKS) -> Path:
     """Run every notebook with papermill under a profile, writing into its generated/ folder.
 
@@ -145,6 +157,7 @@ def execute(profile: Profile | str = "default", notebooks: tuple[str, ...] = NOT
             kernel_name="python3",
             progress_bar=False,
         )
+        _fold_parameter_cells(tmp)
         tmp.replace(out)
     return profile.source
 
