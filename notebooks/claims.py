@@ -57,21 +57,12 @@ from IPython.display import Markdown, display
 from sdm import book, claims, plotting
 from sdm import table1 as t1
 
-settings = book.get_profile(profile)
+run = book.pipeline_arguments(profile, seeds, data, preprocessing)
 book.banner(label)
 
 # %%
-report = claims.run_claims(
-    seeds=seeds,
-    data=data,
-    preprocessing=preprocessing,
-    train=settings.train,
-    root=settings.results,
-    quick=profile == "quick",
-    progress=False,
-    echo=False,
-)
-noise = pd.read_csv(claims.claims_paths(data, preprocessing, settings.results)["noise"])
+report = claims.run_claims(**run)
+noise = pd.read_csv(claims.claims_paths(data, preprocessing, run["root"])["noise"])
 Markdown(claims.to_markdown(report, noise, title=None))
 
 # %% [markdown]
@@ -98,7 +89,7 @@ for claim in claims.CLAIMS.values():
 # variants trained there — comparisons that need others are "inconclusive: missing runs").
 
 # %%
-medium_runs = t1.collect_metrics(settings.results / "medium" / preprocessing)
+medium_runs = t1.collect_metrics(run["root"] / "medium" / preprocessing)
 if not medium_runs or data == "medium":
     print("No medium-corpus results are committed yet." if not medium_runs else "(this is it)")
 else:

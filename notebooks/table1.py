@@ -48,20 +48,11 @@ from IPython.display import Markdown, display
 from sdm import book, plotting, report
 from sdm import table1 as t1
 
-settings = book.get_profile(profile)
+run = book.pipeline_arguments(profile, seeds, data, preprocessing)
 book.banner(label)
 
 # %%
-table = report.table1(
-    seeds=seeds,
-    data=data,
-    preprocessing=preprocessing,
-    train=settings.train,
-    root=settings.results,
-    quick=profile == "quick",
-    progress=False,
-    echo=False,
-)
+table = report.table1(**run)
 Markdown(t1.to_markdown(table, title=None, note=f"{data} corpus, {preprocessing}, seeds {seeds}"))
 
 # %% [markdown]

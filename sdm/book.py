@@ -162,6 +162,24 @@ def execute(profile: Profile | str = "default", notebooks: tuple[str, ...] = NOT
     return profile.source
 
 
+def pipeline_arguments(
+    profile: str, seeds: list[int], data: str, preprocessing: str
+) -> dict[str, Any]:
+    """Keyword arguments of report.table1 and claims.run_claims for a notebook under a profile:
+    the profile's training settings and results root, quiet (the page shows the result)."""
+    settings = get_profile(profile)
+    return {
+        "seeds": list(seeds),
+        "data": data,
+        "preprocessing": preprocessing,
+        "train": settings.train,
+        "root": settings.results,
+        "quick": profile == "quick",
+        "progress": False,
+        "echo": False,
+    }
+
+
 def banner(label: str) -> Any:
     """A warning box that labels a page rendered from a non-default profile (nothing otherwise).
 
