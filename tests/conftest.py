@@ -41,6 +41,23 @@ def _one_torch_thread():
 
 
 @pytest.fixture(scope="session")
+def check_schema():
+    """Validate a file against one of check-jsonschema's built-in schemas (offline, in the wheel);
+    returns the tool's exit code and output."""
+    import subprocess
+
+    def check(schema: str, path: Path) -> tuple[int, str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, str(path)],
+            capture_output=True,
+            text=True,
+        )
+        return result.returncode, result.stdout + result.stderr
+
+    return check
+
+
+@pytest.fixture(scope="session")
 def frames_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A cache folder private to this test session, so tests never read a stale repo cache."""
     return tmp_path_factory.mktemp("frames-cache")

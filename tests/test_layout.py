@@ -2,8 +2,6 @@
 
 import os
 import re
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
@@ -96,18 +94,7 @@ def test_ci_script_runs_make_test_and_stops_on_errors():
     assert "make test" in script
 
 
-def test_citation_file_is_valid_cff():
+def test_citation_file_is_valid_cff(check_schema):
     pytest.importorskip("check_jsonschema")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "check_jsonschema",
-            "--builtin-schema",
-            "vendor.citation-file-format",
-            str(ROOT / "CITATION.cff"),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    code, output = check_schema("vendor.citation-file-format", ROOT / "CITATION.cff")
+    assert code == 0, output

@@ -76,18 +76,9 @@ def test_toc_lists_existing_pages() -> None:
         assert any((BOOK_DIR / f"{f}{ext}").exists() for ext in (".md", ".ipynb")), f
 
 
-def test_pages_workflow_is_valid() -> None:
-    result = subprocess.run(
-        [
-            str(BIN / "check-jsonschema"),
-            "--builtin-schema",
-            "vendor.github-workflows",
-            str(ROOT / ".github/workflows/book.yml"),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_pages_workflow_is_valid(check_schema) -> None:
+    code, output = check_schema("vendor.github-workflows", ROOT / ".github/workflows/book.yml")
+    assert code == 0, output
 
 
 def _papermill(args: list[str], tmp_path: Path, **kw) -> subprocess.CompletedProcess:
