@@ -8,7 +8,8 @@ compares figures taken on the same machine under the same load:
 
 - reference: one variant at a time, written the way typical research code is (nn.Linear layers,
   Python-side batch slicing, `.item()` every step, each batch moved to the device, default Adam);
-- ours: `sdm.train.fit` on all 14 Table-1 variants at once, timed in steady state;
+- ours: the trainer on all 14 Table-1 variants at once, timed in steady state, as it runs by
+  default (on a CPU one single-threaded process per core, `sdm.parallel`) and in one process;
 - peak: the fp32 matmul rate at the model's largest GEMM shape, 128x513 @ 513x128.
 
 Throughput is in variant-frames per second: frames each variant trains on per second, summed over
@@ -40,7 +41,8 @@ from sdm import losses
 from sdm.config import ModelConfig, TrainConfig
 from sdm.dictionary import build_dictionary
 from sdm.nets import N_BINS
-from sdm.train import fit, pick_device
+from sdm.parallel import fit_sharded, resolve_workers
+from sdm.train import pick_device
 from sdm.variants import VARIANTS, get_variant
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -189,10 +191,16 @@ def _timed_fit_config(epochs: int) -> TrainConfig:
 
 
 def fit_seconds(
-    configs: Sequence[ModelConfig], train: torch.Tensor, val: torch.Tensor, epochs: int, dev: str
+    configs: Sequence[ModelConfig],
+    train: torch.Tensor,
+    val: torch.Tensor,
+    epochs: int,
+    dev: str,
+    workers: int | str = 1,
 ) -> float:
-    """Seconds fit() spent in training epochs by its own clock: no model building, no validation."""
-    results = fit(
+    """Seconds the trainer spent in training epochs by its own clock: no model building, no
+    validation. With several processes, the slowest one's (they start together)."""
+    results = fit_sharded(
         list(configs),
         [0] * len(configs),
         train,
@@ -200,20 +208,31 @@ def fit_seconds(
         _timed_fit_config(epochs),
         device=dev,
         progress=False,
+        workers=workers,
     )
-    return results[0].elapsed_s
+    return max(r.elapsed_s for r in results)
 
 
 def ours_variant_frames_per_s(
-    configs: Sequence[ModelConfig], train: torch.Tensor, val: torch.Tensor, epochs: int, dev: str
+    configs: Sequence[ModelConfig],
+    train: torch.Tensor,
+    val: torch.Tensor,
+    epochs: int,
+    dev: str,
+    workers: int | str = "auto",
 ) -> dict[str, float]:
-    """fit() on all configs at once: a one-epoch warm-up fit, then a timed one."""
-    fit_seconds(configs, train, val, 1, dev)
+    """The trainer on all configs at once: a one-epoch warm-up fit, then a timed one."""
+    fit_seconds(configs, train, val, 1, dev, workers)
     t0 = time.perf_counter()
-    elapsed = fit_seconds(configs, train, val, epochs, dev)
+    elapsed = fit_seconds(configs, train, val, epochs, dev, workers)
     wall = time.perf_counter() - t0
     frames = len(configs) * train.shape[0] * epochs
-    return {"variant_frames_per_s": frames / elapsed, "train_s": elapsed, "fit_wall_s": wall}
+    return {
+        "variant_frames_per_s": frames / elapsed,
+        "train_s": elapsed,
+        "fit_wall_s": wall,
+        "workers": resolve_workers(workers, dev, len(configs)),
+    }
 
 
 def c10_step_ratios(
@@ -285,7 +304,18 @@ def run(
     }
     # harmonic mean: the rate of training the variants one after another on equal frames
     ref_rate = statistics.harmonic_mean(ref.values())
-    ours = ours_variant_frames_per_s(list(VARIANTS.values()), train, val, sizes.epochs, str(dev))
+    variants = list(VARIANTS.values())
+    # the trainer's default on a CPU: one single-threaded process per core (sdm.parallel) ...
+    ours = ours_variant_frames_per_s(variants, train, val, sizes.epochs, str(dev), "auto")
+    # ... and, for comparison, one process whose GEMMs use every thread
+    one_process = ours_variant_frames_per_s(variants, train, val, sizes.epochs, str(dev), 1)
+    threads = torch.get_num_threads()
+    if dev.type == "cpu" and threads > 1:
+        torch.set_num_threads(1)
+        peak_one_thread = gemm_peak_gflops(dev, sizes.peak_reps)
+        torch.set_num_threads(threads)
+    else:
+        peak_one_thread = None
     c10 = c10_step_ratios(train, val, sizes, str(dev))
     return {
         "machine": machine_label(dev),
@@ -311,11 +341,20 @@ def run(
             "frames_per_s_all": ref_rate,
             "steps": sizes.reference_steps,
         },
+        "peak_one_thread_gflops": peak_one_thread,
         "ours": {"variants": list(VARIANTS), "epochs": sizes.epochs, **ours},
+        "ours_one_process": one_process,
         "ratio": ours["variant_frames_per_s"] / ref_rate,
         "fraction_of_peak": {
             "ours": ours["variant_frames_per_s"] * flops_mean / (peak * 1e9),
+            "ours_one_process": one_process["variant_frames_per_s"] * flops_mean / (peak * 1e9),
             "reference": ref_rate * ref_flops_mean / (peak * 1e9),
+            # GEMMs of single-threaded processes on every core cannot exceed this: a stricter bar
+            "ours_of_cores_x_one_thread_peak": (
+                None
+                if peak_one_thread is None
+                else ours["variant_frames_per_s"] * flops_mean / (peak_one_thread * threads * 1e9)
+            ),
         },
         "c10_sdm_over_vae_step": c10,
     }
@@ -348,12 +387,21 @@ def report(r: dict[str, Any]) -> str:
         lines.append(f"  {name:<18} {fps:>12,.0f} frames/s")
     lines += [
         f"  {'one after another':<18} {r['reference']['frames_per_s_all']:>12,.0f} frames/s",
-        f"ours, sdm.train.fit on 14 variants at once: "
+        f"ours, the trainer on 14 variants at once in {r['ours']['workers']} process(es): "
         f"{r['ours']['variant_frames_per_s']:,.0f} variant-frames/s",
+        f"  (in one process using every thread: "
+        f"{r['ours_one_process']['variant_frames_per_s']:,.0f} variant-frames/s)",
         f"ratio ours / reference: {r['ratio']:.2f}",
-        f"fraction of peak: ours {r['fraction_of_peak']['ours']:.1%}, "
+        f"fraction of peak: ours {r['fraction_of_peak']['ours']:.1%} "
+        f"(one process {r['fraction_of_peak']['ours_one_process']:.1%}), "
         f"reference {r['fraction_of_peak']['reference']:.1%}",
     ]
+    if r["peak_one_thread_gflops"] is not None:
+        lines.append(
+            f"one-thread GEMM peak {r['peak_one_thread_gflops']:.1f} GFLOP/s; ours is "
+            f"{r['fraction_of_peak']['ours_of_cores_x_one_thread_peak']:.1%} of "
+            f"{r['threads']} x that"
+        )
     for m, c in r["c10_sdm_over_vae_step"].items():
         lines.append(
             f"C10 SDM-VAE / VAE time per step at {m}: {c['ratio']:.3f} "

@@ -27,6 +27,18 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
     )
 
 
+def _workers(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or an integer >= 1, got {text!r}")
+    return value
+
+
 def _root(args: argparse.Namespace) -> Path:
     from sdm.runs import QUICK_ROOT, RESULTS_ROOT
 
@@ -52,7 +64,10 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     variants = [get_variant(v) for v in args.variant]
     specs = make_specs(variants, args.seed, args.data, args.preprocessing, _train_config(args))
-    for run_dir in ensure_trained(specs, _root(args), args.device, args.overwrite, not args.quiet):
+    trained = ensure_trained(
+        specs, _root(args), args.device, args.overwrite, not args.quiet, workers=args.workers
+    )
+    for run_dir in trained:
         result = read_config(run_dir)["result"]
         print(
             f"{run_dir}: best epoch {result['best_epoch']} of {result['epochs_run']}, "
@@ -84,6 +99,7 @@ def _pipeline_arguments(args: argparse.Namespace) -> dict:
         "device": args.device,
         "quick": args.quick,
         "progress": not args.quiet,
+        "workers": args.workers,
     }
 
 
@@ -134,6 +150,12 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="write the resume checkpoint at most this often (0: every epoch)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--workers",
+        type=_workers,
+        default="auto",
+        help="training processes on a CPU, one thread each (default auto: one per core)",
+    )
 
 
 def parser() -> argparse.ArgumentParser:

@@ -791,6 +791,7 @@ def run_claims(
     n_jobs: int | None = None,
     benchmarks: str | Path = BENCHMARK_DIR,
     echo: bool = True,
+    workers: int | str = "auto",
 ) -> ClaimsReport:
     """Train and evaluate the missing runs of the 14 variants x seeds (finished ones are reused),
     judge the claims, write claims.{csv,md} (+ comparisons and noise CSVs) beside table1."""
@@ -800,7 +801,7 @@ def run_claims(
 
     root = Path(root) if root is not None else RESULTS_ROOT
     specs = make_specs(VARIANTS.values(), seeds, data, preprocessing, train)
-    ensure_trained(specs, root, device, progress=progress)
+    ensure_trained(specs, root, device, progress=progress, workers=workers)
     tables = ensure_evaluated(specs, root, n_jobs=n_jobs, progress=progress)
     metrics = {(s.model.name, s.seed): t for s, t in tables.items()}
     report = judge_claims(metrics, benchmarks)

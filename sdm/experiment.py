@@ -15,8 +15,9 @@ import torch
 from sdm import runs
 from sdm.config import ModelConfig, TrainConfig
 from sdm.data import PREPROCESSINGS, resolve_corpus
+from sdm.parallel import existing_layout, fit_sharded, remove_checkpoints
 from sdm.runs import RESULTS_ROOT, RunSpec
-from sdm.train import MemberResult, fit, pick_device
+from sdm.train import MemberResult, pick_device
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +48,13 @@ def ensure_trained(
     device: str = "auto",
     overwrite: bool = False,
     progress: bool = True,
+    workers: int | str = "auto",
 ) -> list[Path]:
     """Train every spec whose run is not finished, as stacks of equally shaped members.
 
     Finished runs with the same identity are reused; a finished run with another identity raises
     RunConflictError unless `overwrite`. Unfinished stacks resume from their checkpoint.
+    `workers`: processes on a CPU (sdm.parallel; 'auto' = one per torch thread).
     """
     from sdm.data import frames
 
@@ -83,12 +86,12 @@ def ensure_trained(
         stack = [s for s in batch if s in todo]
         ckpt = runs.stack_checkpoint(root, data, prep, stack)
         full_ckpt = runs.stack_checkpoint(root, data, prep, batch)
-        if stack != batch and full_ckpt.exists() and not overwrite:
+        if stack != batch and existing_layout(full_ckpt) is not None and not overwrite:
             # some members finished (and were saved) before this stack was interrupted:
             # resume the whole stack, which remembers them, instead of restarting the rest
             stack, ckpt = batch, full_ckpt
         if overwrite:
-            ckpt.unlink(missing_ok=True)
+            remove_checkpoints(ckpt)
         save = partial(
             _save_member,
             by_member=by_member,
@@ -99,7 +102,7 @@ def ensure_trained(
             device=str(dev),
             stack=[f"{s.model.name}/seed-{s.seed}" for s in stack],
         )
-        fit(
+        fit_sharded(
             [s.model for s in stack],
             [s.seed for s in stack],
             train_x,
@@ -109,8 +112,9 @@ def ensure_trained(
             checkpoint=ckpt,
             on_member_done=save,
             progress=progress,
+            workers=workers,
         )
-        ckpt.unlink(missing_ok=True)  # every member's result files are written
+        remove_checkpoints(ckpt)  # every member's result files are written
     return [s.directory(root) for s in specs]
 
 

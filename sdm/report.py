@@ -33,10 +33,11 @@ def table1(
     progress: bool = True,
     n_jobs: int | None = None,
     echo: bool = True,
+    workers: int | str = "auto",
 ) -> Any:
     """Train or reuse the 14 variants x seeds, evaluate them and the oracle, write Table 1."""
     specs = make_specs(VARIANTS.values(), seeds, data, preprocessing, train)
-    ensure_trained(specs, root, device, progress=progress)
+    ensure_trained(specs, root, device, progress=progress, workers=workers)
     tables = ensure_evaluated(specs, root, n_jobs=n_jobs, progress=progress)
     oracle = oracle_metrics(data, preprocessing, root, n_jobs=n_jobs, progress=progress)
     table = t1.build_table1({(s.model.name, s.seed): t for s, t in tables.items()}, oracle)

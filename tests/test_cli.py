@@ -199,7 +199,7 @@ if not torch.cuda.is_available():
 
 @pytest.mark.parametrize("case", BAD)
 def test_bad_arguments_give_one_line_and_status_2(case, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("sdm.experiment.fit", lambda *a, **k: pytest.fail("trained anyway"))
+    monkeypatch.setattr("sdm.experiment.fit_sharded", lambda *a, **k: pytest.fail("trained anyway"))
     args, expected = BAD[case]
     code, err = _cli(capsys, ["train", *args, "--out", str(tmp_path)])
     assert code == 2 and len(err) == 1, err

@@ -138,7 +138,7 @@ def test_history_of_other_families_has_no_gamma(patched, tmp_path):
 def test_a_finished_run_with_the_same_identity_is_reused(trained, patched, monkeypatch):
     run_dir = make_specs([VARIANT], [0], train=SMALL)[0].directory(trained)
     before = _mtimes(run_dir)
-    monkeypatch.setattr(sdm.experiment, "fit", _no_training)
+    monkeypatch.setattr(sdm.experiment, "fit_sharded", _no_training)
     assert _train(trained) == [run_dir]
     # the checkpoint period, the device and the stack are not part of the identity
     stack = [VARIANT, get_variant("sdm-I-m32")]
@@ -148,7 +148,7 @@ def test_a_finished_run_with_the_same_identity_is_reused(trained, patched, monke
     trained_members = []
     monkeypatch.setattr(
         sdm.experiment,
-        "fit",
+        "fit_sharded",
         lambda configs, seeds, *a, **k: trained_members.extend(zip(configs, seeds)) or [],
     )
     _train(trained, stack)
@@ -169,7 +169,7 @@ def test_a_finished_run_with_another_identity_is_refused(
 ):
     run_dir = make_specs([VARIANT], [0], train=SMALL)[0].directory(trained)
     before = _mtimes(run_dir)
-    monkeypatch.setattr(sdm.experiment, "fit", _no_training)
+    monkeypatch.setattr(sdm.experiment, "fit_sharded", _no_training)
     with pytest.raises(RunConflictError) as err:
         _train(trained, cfg=changed)
     msg = str(err.value)
@@ -184,8 +184,10 @@ def test_overwrite_retrains_a_finished_run(trained, patched, tmp_path, monkeypat
     run_dir = make_specs([VARIANT], [0], train=SMALL)[0].directory(root)
     old = torch.load(run_dir / "model.pt", weights_only=True)["state_dict"]
     calls = []
-    fit = sdm.experiment.fit
-    monkeypatch.setattr(sdm.experiment, "fit", lambda *a, **k: calls.append(1) or fit(*a, **k))
+    fit = sdm.experiment.fit_sharded
+    monkeypatch.setattr(
+        sdm.experiment, "fit_sharded", lambda *a, **k: calls.append(1) or fit(*a, **k)
+    )
     other = TrainConfig(max_epochs=2, val_every_steps=1, lr=1e-3)
     _train(root, cfg=other, overwrite=True)
     assert calls == [1]
@@ -242,13 +244,13 @@ def test_an_interrupted_stack_resumes_and_keeps_the_members_it_finished(
 
 def test_a_run_named_twice_is_trained_once(patched, tmp_path, monkeypatch):
     members = []
-    fit = sdm.experiment.fit
+    fit = sdm.experiment.fit_sharded
 
     def spy(configs, seeds, *a, **k):
         members.extend(zip(configs, seeds))
         return fit(configs, seeds, *a, **k)
 
-    monkeypatch.setattr(sdm.experiment, "fit", spy)
+    monkeypatch.setattr(sdm.experiment, "fit_sharded", spy)
     _train(tmp_path, [VARIANT, VARIANT], seeds=(0, 0), cfg=TrainConfig(max_epochs=1))
     assert members == [(VARIANT, 0)]
 

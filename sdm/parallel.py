@@ -1,0 +1,194 @@
+"""Training a stack across CPU cores: one single-threaded process per core, each with a share of
+the members.
+
+Why processes and not threads: the model's GEMMs are small (128 x 513 x 128), and torch's intra-op
+threads synchronise at every kernel. Two processes with one thread each, every one running its own
+stack, train ≈ 1.6x more variant-frames per second on a 2-core CPU than one process with two
+threads (benchmarks/train_speed.py, book page "Performance"). Members never interact, and each has
+its own seed streams, so a member's result does not depend on which process trained it.
+
+On a GPU one process drives the device; sharding is for the CPU only.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sdm.config import ModelConfig, TrainConfig
+from sdm.train import MemberResult, fit, pick_device
+
+_start_barrier: Any = None  # set in each worker by _init_worker
+
+
+def resolve_workers(workers: int | str, device: str, n_members: int) -> int:
+    """'auto': one process per torch thread on the CPU (so OMP_NUM_THREADS=1 means one process),
+    never more than there are members; always 1 on a GPU. An int is taken as given (>= 1)."""
+    if workers == "auto":
+        if pick_device(device).type != "cpu":
+            return 1
+        return max(1, min(torch.get_num_threads(), n_members))
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ValueError(f"workers: expected 'auto' or an integer >= 1, got {workers!r}")
+    return min(workers, max(1, n_members))
+
+
+def member_cost(config: ModelConfig) -> int:
+    """Multiply-accumulates of one forward frame: what a member adds to its process's step."""
+    heads = 3 if config.family == "vsc" else 2
+    dictionary = config.k * config.m if config.family == "sdm" else 0
+    h = config.hidden
+    return 513 * h + h * heads * config.code_dim + config.m * h + h * 513 + dictionary
+
+
+def shard_members(configs: Sequence[ModelConfig], seeds: Sequence[int], n: int) -> list[list[int]]:
+    """Member indices per process, balanced by cost: members sorted by cost are dealt in a snake
+    order (0, 1, .., n-1, n-1, .., 0, ...). Deterministic, so a resumed run finds its shards."""
+    order = sorted(
+        range(len(configs)), key=lambda i: (-member_cost(configs[i]), configs[i].name, seeds[i])
+    )
+    shards: list[list[int]] = [[] for _ in range(n)]
+    for rank, i in enumerate(order):
+        turn, pos = divmod(rank, n)
+        shards[pos if turn % 2 == 0 else n - 1 - pos].append(i)
+    return [sorted(s) for s in shards if s]
+
+
+def shard_checkpoint(checkpoint: Path, index: int, count: int) -> Path:
+    """The resume file of shard `index` of `count`: beside the stack's own, named by both."""
+    return checkpoint.with_name(f"{checkpoint.stem}.shard{index}of{count}{checkpoint.suffix}")
+
+
+def existing_layout(checkpoint: Path) -> int | None:
+    """How many processes the checkpoint on disk was written by (1: unsharded), or None.
+
+    A run resumes with the layout it was started with, whatever `workers` says now."""
+    if checkpoint.exists():
+        return 1
+    counts = {
+        int(p.stem.rsplit("of", 1)[1])
+        for p in checkpoint.parent.glob(f"{checkpoint.stem}.shard*of*{checkpoint.suffix}")
+    }
+    return max(counts) if counts else None
+
+
+def remove_checkpoints(checkpoint: Path) -> None:
+    """Remove the stack's resume file(s), sharded or not."""
+    checkpoint.unlink(missing_ok=True)
+    for p in checkpoint.parent.glob(f"{checkpoint.stem}.shard*of*{checkpoint.suffix}"):
+        p.unlink(missing_ok=True)
+
+
+def _init_worker(barrier: Any, threads: int) -> None:
+    global _start_barrier
+    _start_barrier = barrier
+    torch.set_num_threads(threads)
+
+
+def _fit_shard(kwargs: dict[str, Any]) -> bytes:
+    _start_barrier.wait()  # every process starts its first epoch together: fair timings
+    buffer = io.BytesIO()
+    # results go back as one blob: torch's pickler would share every weight tensor through its
+    # own file descriptor, and a 70-member stack would run into the open-file limit
+    torch.save(fit(**kwargs), buffer)
+    return buffer.getvalue()
+
+
+def fit_sharded(
+    configs: Sequence[ModelConfig],
+    seeds: Sequence[int],
+    train: torch.Tensor,
+    val: torch.Tensor,
+    cfg: TrainConfig = TrainConfig(),
+    device: str = "auto",
+    checkpoint: Path | None = None,
+    on_member_done: Callable[[MemberResult], None] | None = None,
+    progress: bool = True,
+    workers: int | str = "auto",
+) -> list[MemberResult]:
+    """`sdm.train.fit` with the members spread over `workers` processes (see the module docstring).
+
+    Same arguments and results as fit (results in input order). `on_member_done` runs in the
+    worker process, so it must be picklable (a module-level function or a partial of one). Each
+    shard has its own checkpoint; an existing checkpoint decides the layout, so a run resumes as
+    it started. Only the first process shows a progress bar.
+    """
+    n = resolve_workers(workers, device, len(configs))
+    if checkpoint is not None:
+        n = existing_layout(checkpoint) or n
+    if n == 1:
+        return fit(configs, seeds, train, val, cfg, device, checkpoint, on_member_done, progress)
+    shards = shard_members(configs, seeds, n)
+    n = len(shards)
+    threads = max(1, math.floor(torch.get_num_threads() / n))
+    # tensors travel through shared memory (torch's pickler), not as copies
+    train, val = train.cpu().share_memory_(), val.cpu().share_memory_()
+    ctx = torch.multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(n)
+    results: list[MemberResult | None] = [None] * len(configs)
+    env_threads = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # spawned interpreters start with this many
+    try:
+        pool = ProcessPoolExecutor(
+            n, mp_context=ctx, initializer=_init_worker, initargs=(barrier, threads)
+        )
+        futures = [
+            pool.submit(
+                _fit_shard,
+                {
+                    "configs": [configs[i] for i in shard],
+                    "seeds": [seeds[i] for i in shard],
+                    "train": train,
+                    "val": val,
+                    "cfg": cfg,
+                    "device": device,
+                    "checkpoint": None
+                    if checkpoint is None
+                    else shard_checkpoint(checkpoint, j, n),
+                    "on_member_done": on_member_done,
+                    "progress": progress and j == 0,
+                },
+            )
+            for j, shard in enumerate(shards)
+        ]
+        try:
+            finished, _ = wait(futures, return_when=FIRST_EXCEPTION)  # all, unless one failed
+            for future in finished:
+                if future.exception() is not None:
+                    raise future.exception()
+            for shard, future in zip(shards, futures):
+                blob = io.BytesIO(future.result())
+                for i, r in zip(shard, torch.load(blob, weights_only=False)):
+                    results[i] = r
+        except BaseException:
+            # one shard failed (or Ctrl-C): end the others now rather than after their training;
+            # their checkpoints stay as last written
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                proc.terminate()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+    finally:
+        if env_threads is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = env_threads
+    return [r for r in results if r is not None]
+
+
+__all__ = [
+    "existing_layout",
+    "fit_sharded",
+    "member_cost",
+    "remove_checkpoints",
+    "resolve_workers",
+    "shard_checkpoint",
+    "shard_members",
+]
