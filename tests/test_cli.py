@@ -213,8 +213,10 @@ def test_bad_arguments_give_one_line_and_status_2(case, tmp_path, capsys, monkey
         ["--variant", VARIANT, "--max-epochs", "ten"],
         ["--variant", VARIANT, "--preprocessing", "raw"],
         [],
+        ["--variant", VARIANT, "--workers", "0"],
+        ["--variant", VARIANT, "--workers", "many"],
     ],
-    ids=["not a number", "unknown preprocessing", "no variant"],
+    ids=["not a number", "unknown preprocessing", "no variant", "zero workers", "bad workers"],
 )
 def test_unparsable_arguments_exit_2_with_argparse_error(args, capsys):
     with pytest.raises(SystemExit) as exit_:
