@@ -74,7 +74,8 @@ check-book: setup
 reproduce: setup
 	rm -rf results-reproduce .build/reproduce
 	$(BIN)/python -m sdm table1 --seeds $(SEEDS) --out results-reproduce --quiet
-	$(MAKE) book PROFILE=reproduce
+	$(BIN)/python -m sdm book --profile reproduce --seeds $(SEEDS)
+	$(MAKE) book-only PROFILE=reproduce
 	$(BIN)/python tools/compare_tables.py results/shipped/clean/table1.csv results-reproduce/shipped/clean/table1.csv
 
 data-medium: setup

@@ -6,6 +6,7 @@ Bad arguments end with one line on standard error and exit status 2, never a tra
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -120,6 +121,8 @@ def cmd_book(args: argparse.Namespace) -> None:
     from sdm.book import execute, get_profile
 
     profile = get_profile(args.profile)
+    if args.seeds is not None:  # Table 1 and the claims over these seeds (make reproduce SEEDS=..)
+        profile = dataclasses.replace(profile, claim_seeds=tuple(args.seeds))
     print(execute(profile))
 
 
@@ -206,6 +209,13 @@ def parser() -> argparse.ArgumentParser:
         "book", help="execute the book's notebooks for a profile (trains what is missing)"
     )
     p.add_argument("--profile", default="default", help="default, quick, medium or reproduce")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="seeds of the Table 1 and claims pages (default: the profile's)",
+    )
     p.set_defaults(func=cmd_book)
     return ap
 

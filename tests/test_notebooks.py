@@ -69,6 +69,21 @@ def test_profiles_pass_only_parameters_that_notebooks_have() -> None:
             assert set(profile.notebook_parameters(name)) <= set(_parameters(name)), (name, profile)
 
 
+def test_result_pages_take_the_seeds_asked_for(monkeypatch) -> None:
+    """Table 1 and the claims use the profile's result seeds, which `sdm book --seeds` replaces
+    (make reproduce SEEDS=0 must not train seeds 1-4 for the claims page)."""
+    import sdm.book
+    from sdm.__main__ import main
+
+    executed = []
+    monkeypatch.setattr(sdm.book, "execute", lambda profile: executed.append(profile) or "")
+    assert main(["book", "--profile", "reproduce", "--seeds", "0", "2"]) == 0
+    (profile,) = executed
+    for name in ("table1", "claims"):
+        assert profile.notebook_parameters(name)["seeds"] == [0, 2]
+    assert profile.notebook_parameters("sparsity")["seeds"] == [0]
+
+
 def test_toc_lists_existing_pages() -> None:
     toc = yaml.safe_load((BOOK_DIR / "_toc.yml").read_text())
     files = [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
