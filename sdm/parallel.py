@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from sdm.config import ModelConfig, TrainConfig
+from sdm.nets import N_BINS
 from sdm.train import MemberResult, fit, pick_device
 
 _start_barrier: Any = None  # set in each worker by _init_worker
@@ -45,7 +46,7 @@ def member_cost(config: ModelConfig) -> int:
     heads = 3 if config.family == "vsc" else 2
     dictionary = config.k * config.m if config.family == "sdm" else 0
     h = config.hidden
-    return 513 * h + h * heads * config.code_dim + config.m * h + h * 513 + dictionary
+    return N_BINS * h + h * heads * config.code_dim + config.m * h + h * N_BINS + dictionary
 
 
 def shard_members(configs: Sequence[ModelConfig], seeds: Sequence[int], n: int) -> list[list[int]]:
@@ -66,23 +67,24 @@ def shard_checkpoint(checkpoint: Path, index: int, count: int) -> Path:
     return checkpoint.with_name(f"{checkpoint.stem}.shard{index}of{count}{checkpoint.suffix}")
 
 
+def _shard_files(checkpoint: Path) -> list[Path]:
+    return sorted(checkpoint.parent.glob(f"{checkpoint.stem}.shard*of*{checkpoint.suffix}"))
+
+
 def existing_layout(checkpoint: Path) -> int | None:
     """How many processes the checkpoint on disk was written by (1: unsharded), or None.
 
     A run resumes with the layout it was started with, whatever `workers` says now."""
     if checkpoint.exists():
         return 1
-    counts = {
-        int(p.stem.rsplit("of", 1)[1])
-        for p in checkpoint.parent.glob(f"{checkpoint.stem}.shard*of*{checkpoint.suffix}")
-    }
+    counts = {int(p.stem.rsplit("of", 1)[1]) for p in _shard_files(checkpoint)}
     return max(counts) if counts else None
 
 
 def remove_checkpoints(checkpoint: Path) -> None:
     """Remove the stack's resume file(s), sharded or not."""
     checkpoint.unlink(missing_ok=True)
-    for p in checkpoint.parent.glob(f"{checkpoint.stem}.shard*of*{checkpoint.suffix}"):
+    for p in _shard_files(checkpoint):
         p.unlink(missing_ok=True)
 
 
