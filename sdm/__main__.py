@@ -101,6 +101,7 @@ def _pipeline_arguments(args: argparse.Namespace) -> dict:
         "quick": args.quick,
         "progress": not args.quiet,
         "workers": args.workers,
+        "variants": args.variant,
     }
 
 
@@ -188,6 +189,9 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("table1", help="train what is missing, evaluate, write Table 1")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--quick", action="store_true", help="a few epochs, into results-quick/")
+    p.add_argument(
+        "--variant", nargs="+", default=None, help="only these variants (default: all 14)"
+    )
     _common(p)
     p.set_defaults(func=cmd_table1)
 
@@ -195,6 +199,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--quick", action="store_true", help="a few epochs, into results-quick/")
     p.add_argument("--benchmarks", default=None, help="step-time JSON folder (benchmarks/results)")
+    p.add_argument(
+        "--variant", nargs="+", default=None, help="only these variants (default: all 14)"
+    )
     _common(p)
     p.set_defaults(func=cmd_claims)
 

@@ -792,22 +792,29 @@ def run_claims(
     benchmarks: str | Path = BENCHMARK_DIR,
     echo: bool = True,
     workers: int | str = "auto",
+    variants: Sequence[str] | None = None,
 ) -> ClaimsReport:
-    """Train and evaluate the missing runs of the 14 variants x seeds (finished ones are reused),
-    judge the claims, write claims.{csv,md} (+ comparisons and noise CSVs) beside table1."""
+    """Train and evaluate the missing runs of the 14 variants (or the named subset) x seeds
+    (finished ones are reused), judge the claims, write claims.{csv,md} (+ comparisons and noise
+    CSVs) beside table1. A claim whose variants are left out is judged inconclusive."""
     from sdm.experiment import ensure_evaluated, ensure_trained, make_specs
-    from sdm.report import QUICK_NOTE
+    from sdm.report import QUICK_NOTE, subset_note
     from sdm.runs import RESULTS_ROOT, data_slug
+    from sdm.variants import select_variants
 
     root = Path(root) if root is not None else RESULTS_ROOT
-    specs = make_specs(VARIANTS.values(), seeds, data, preprocessing, train)
+    chosen = select_variants(variants)
+    specs = make_specs(chosen, seeds, data, preprocessing, train)
     ensure_trained(specs, root, device, progress=progress, workers=workers)
     tables = ensure_evaluated(specs, root, n_jobs=n_jobs, progress=progress)
     metrics = {(s.model.name, s.seed): t for s, t in tables.items()}
     report = judge_claims(metrics, benchmarks)
     noise = noise_table(metrics)
     paths = claims_paths(data, preprocessing, root)
-    title = f"Claims — {data_slug(data)} corpus, {preprocessing} preprocessing, seeds {list(seeds)}"
+    title = (
+        f"Claims — {data_slug(data)} corpus, {preprocessing} preprocessing, seeds {list(seeds)}"
+        + subset_note(chosen)
+    )
     note = QUICK_NOTE if quick else ""
     write_claims(report, noise, paths, title, note)
     if echo:

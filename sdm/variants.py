@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import MappingProxyType
 
 from sdm.config import ModelConfig
@@ -31,6 +32,16 @@ def get_variant(name: str) -> ModelConfig:
         return VARIANTS[name]
     except KeyError:
         raise KeyError(f"unknown variant {name!r}; valid variants: {', '.join(VARIANTS)}") from None
+
+
+def select_variants(names: Sequence[str] | None = None) -> list[ModelConfig]:
+    """The variants a Table 1 or claims run covers: all 14 by default, or the named subset
+    (runs on a big corpus are trained a few at a time; the table leaves the others empty)."""
+    if names is None:
+        return list(VARIANTS.values())
+    if not names:
+        raise ValueError("variants: expected at least one variant name, got none")
+    return [get_variant(name) for name in dict.fromkeys(names)]
 
 
 def variant_from_parameters(

@@ -287,3 +287,4 @@ def test_cli_passes_its_arguments(monkeypatch, tmp_path):
     assert cli.main(argv) == 0
     assert seen["seeds"] == [0, 1] and seen["quick"] and seen["root"] == tmp_path
     assert seen["train"].max_epochs == cli.QUICK.max_epochs and "benchmarks" not in seen
+    assert seen["variants"] is None  # all 14 unless --variant names some

@@ -124,3 +124,33 @@ def test_collect_metrics_reads_the_results_tree(tmp_path):
     found = collect_metrics(tmp_path)
     assert sorted(found) == [("vae-m32", 0), ("vae-m32", 2)]
     assert list(found[("vae-m32", 0)].columns) == list(COLUMNS)
+
+
+def test_a_variant_subset_trains_and_reports_only_those(monkeypatch, tmp_path):
+    """`sdm table1 --variant ...` (a big corpus, a few variants at a time): only the named runs are
+    trained and evaluated, the other rows stay empty, and the title says which were run."""
+    from sdm import report
+    from sdm.__main__ import main
+
+    trained = []
+    monkeypatch.setattr(report, "ensure_trained", lambda specs, *a, **k: trained.extend(specs))
+    monkeypatch.setattr(
+        report, "ensure_evaluated", lambda specs, *a, **k: {s: fake_table({}) for s in specs}
+    )
+    monkeypatch.setattr(report, "oracle_metrics", lambda *a, **k: fake_table({}))
+    argv = ["table1", "--variant", "vae-m64", "sdm-I-m64", "--out", str(tmp_path), "--quiet"]
+    assert main(argv) == 0
+    assert [s.model.name for s in trained] == ["vae-m64", "sdm-I-m64"]
+    table = read_csv(tmp_path / "shipped" / "clean" / "table1.csv")
+    assert table.loc["VAE", "m64_seeds"] == 1 and table.loc["VAE", "m32_seeds"] == 0
+    assert table.loc["SDM-VAE DCT k=64", "m64_seeds"] == 0
+    title = (tmp_path / "shipped" / "clean" / "table1.md").read_text().splitlines()[0]
+    assert "2 of 14 variants (vae-m64, sdm-I-m64)" in title
+
+
+def test_an_unknown_variant_in_the_subset_is_a_one_line_error(capsys):
+    from sdm.__main__ import main
+
+    assert main(["table1", "--variant", "vae-m128", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown variant 'vae-m128'" in err and "vae-m64" in err and len(err.splitlines()) == 1

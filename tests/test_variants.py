@@ -132,3 +132,15 @@ def test_cli_lists_the_14_variants_with_their_settings(tmp_path):
     assert by_name["sdm-dct-k32-m64"] == ["sdm", "64", "32", "dct"]
     assert by_name["sdm-I-m32"] == ["sdm", "32", "32", "identity"]
     assert by_name["vae-m32"] == ["vae", "32"]
+
+
+def test_select_variants_defaults_to_all_and_keeps_the_order_asked_for():
+    from sdm.variants import select_variants
+
+    assert select_variants() == list(VARIANTS.values())
+    assert [v.name for v in select_variants(["sdm-I-m64", "vae-m32", "sdm-I-m64"])] == [
+        "sdm-I-m64",
+        "vae-m32",
+    ]
+    with pytest.raises(ValueError, match="variants: expected at least one"):
+        select_variants([])
