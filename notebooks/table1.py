@@ -68,13 +68,18 @@ fig = plotting.quality_vs_sparsity(t1.long_summary(table), quality="pesq_wb")
 
 # %% [markdown]
 # ## The medium corpus
-# The same table from the runs trained on the ~4-hour medium corpus (8 speakers; built on demand by
-# `make data-medium`) that are committed with the repository. Only the variants listed have been
-# trained there (one seed, full early-stopped training); empty cells were not run.
+# The runs trained on the ~4-hour medium corpus (8 speakers, 5 of them in training; built on demand
+# by `make data-medium`) that are committed with the repository: one seed, full early-stopped
+# training, only the variants listed. First each of them beside the same variant on this page's
+# corpus and the paper (means over seeds), then the full table (empty cells were not run there).
+# The oracle rows show each test set's ceiling: the two corpora have different test speakers, so
+# read a gap between corpora against the gap between their oracles.
 
 # %%
 medium = report.committed_table1("medium", preprocessing) if data != "medium" else None
 if medium is None:
     print("No medium-corpus results are committed yet.")
 else:
+    comparison = t1.compare_corpora({data: table, "medium": medium})
+    display(Markdown(t1.comparison_markdown(comparison)))
     display(Markdown(t1.to_markdown(medium, title=None, note="Medium corpus, seed 0.")))

@@ -207,6 +207,54 @@ def to_markdown(table: Any, title: str | None = "Table 1", note: str = "") -> st
     return "\n".join(out) + "\n"
 
 
+def compare_corpora(tables: Mapping[str, Any], metrics: tuple[str, ...] = PAPER_METRICS) -> Any:
+    """One model's numbers across corpora: {corpus: build_table1 table} -> a DataFrame with one row
+    per (model, m) that the last corpus has (a big corpus trains a few variants), then the oracle.
+
+    Columns `<metric> <corpus>` (mean over that corpus's seeds), then `<metric> paper`; the oracle
+    row shows how much headroom each corpus's test set leaves, so gaps are read against it.
+    """
+    import pandas as pd
+
+    if not tables:
+        raise ValueError("compare_corpora: expected at least one corpus table, got none")
+    last = list(tables.values())[-1]
+    index, records = [], []
+    for label, row in last.iterrows():
+        for m in LATENT_SIZES:
+            if label != ORACLE and not math.isfinite(row[f"m{m}_{metrics[0]}"]):
+                continue
+            if label == ORACLE and m != LATENT_SIZES[0]:
+                continue  # the oracle has no code: one row
+            record = {}
+            for metric in metrics:
+                for corpus, table in tables.items():
+                    value = table.loc[label, f"m{m}_{metric}"] if label in table.index else math.nan
+                    record[f"{metric} {corpus}"] = float(value)
+                if metric in PAPER_METRICS:
+                    paper = math.nan if label == ORACLE else last.loc[label, f"m{m}_{metric}_paper"]
+                    record[f"{metric} paper"] = float(paper)
+            index.append(label if label == ORACLE else f"{label}, m={m}")
+            records.append(record)
+    return pd.DataFrame(records, index=pd.Index(index, name="model"))
+
+
+def comparison_markdown(comparison: Any) -> str:
+    """compare_corpora's table as Markdown, metrics named as on Table 1."""
+    header = ["model"]
+    for column in comparison.columns:
+        metric, corpus = column.split(" ", 1)  # metric names have no spaces; corpora may
+        header.append(f"{_NAMES[metric]} {corpus}")
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for label, row in comparison.iterrows():
+        cells = [str(label)]
+        for column, value in row.items():
+            metric = column.split(" ", 1)[0]
+            cells.append(_number(value, 2 if column.endswith(" paper") else _DECIMALS[metric]))
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
 def write_csv(table: Any, path: str | Path) -> None:
     """Write build_table1's table as CSV (index = model), atomically."""
     write_atomically(Path(path), lambda p: table.to_csv(p))

@@ -13,6 +13,8 @@ from sdm.table1 import (
     PAPER_TABLE1,
     build_table1,
     collect_metrics,
+    compare_corpora,
+    comparison_markdown,
     read_csv,
     table1_columns,
     table1_rows,
@@ -154,3 +156,25 @@ def test_an_unknown_variant_in_the_subset_is_a_one_line_error(capsys):
     assert main(["table1", "--variant", "vae-m128", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "unknown variant 'vae-m128'" in err and "vae-m64" in err and len(err.splitlines()) == 1
+
+
+def test_compare_corpora_lines_up_the_variants_the_last_corpus_has():
+    shipped = build_table1(
+        {(name, 0): fake_table({"estoi": [0.6] * 4}) for name in VARIANTS},
+        fake_table({"estoi": [0.9] * 4}),
+    )
+    medium = build_table1(
+        {("sdm-I-m64", 0): fake_table({"estoi": [0.8] * 4})}, fake_table({"estoi": [1.0] * 4})
+    )
+    got = compare_corpora({"shipped": shipped, "medium": medium})
+    assert list(got.index) == ["SDM-VAE D=I, m=64", ORACLE]
+    assert got.loc["SDM-VAE D=I, m=64", "estoi shipped"] == pytest.approx(0.6)
+    assert got.loc["SDM-VAE D=I, m=64", "estoi medium"] == pytest.approx(0.8)
+    assert got.loc["SDM-VAE D=I, m=64", "estoi paper"] == 0.87
+    assert got.loc[ORACLE, "estoi medium"] == pytest.approx(1.0)
+    assert math.isnan(got.loc[ORACLE, "estoi paper"])
+    text = comparison_markdown(got)
+    assert "| ESTOI shipped | ESTOI medium | ESTOI paper |" in text
+    assert "| SDM-VAE D=I, m=64 | 0.50 | 0.50 | 3.45 | 0.600 | 0.800 | 0.87 |" in text
+    with pytest.raises(ValueError, match="at least one corpus"):
+        compare_corpora({})
