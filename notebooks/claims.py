@@ -87,6 +87,9 @@ for claim in claims.CLAIMS.values():
 # ## On the medium corpus
 # The claims judged from the medium-corpus runs committed with the repository (one seed; only the
 # variants trained there — comparisons that need others are "inconclusive: missing runs").
+# With one seed an interval covers the spread over test utterances only, not over training runs:
+# on the shipped corpus, seed-to-seed variation (the noise table above) is several times wider
+# than one seed's utterance spread, so a "holds" here is a strong hint, not yet a verdict.
 
 # %%
 medium_runs = t1.collect_metrics(run["root"] / "medium" / preprocessing)
