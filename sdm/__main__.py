@@ -162,6 +162,16 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _pipeline_options(p: argparse.ArgumentParser, default_seeds: list[int]) -> None:
+    """The options of `table1` and `claims`, which read them through _pipeline_arguments."""
+    p.add_argument("--seeds", type=int, nargs="+", default=default_seeds)
+    p.add_argument("--quick", action="store_true", help="a few epochs, into results-quick/")
+    p.add_argument(
+        "--variant", nargs="+", default=None, help="only these variants (default: all 14)"
+    )
+    _common(p)
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m sdm", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
@@ -187,22 +197,12 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("table1", help="train what is missing, evaluate, write Table 1")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0])
-    p.add_argument("--quick", action="store_true", help="a few epochs, into results-quick/")
-    p.add_argument(
-        "--variant", nargs="+", default=None, help="only these variants (default: all 14)"
-    )
-    _common(p)
+    _pipeline_options(p, default_seeds=[0])
     p.set_defaults(func=cmd_table1)
 
     p = sub.add_parser("claims", help="train what is missing, judge the paper's claims C1-C10")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    p.add_argument("--quick", action="store_true", help="a few epochs, into results-quick/")
+    _pipeline_options(p, default_seeds=[0, 1, 2, 3, 4])
     p.add_argument("--benchmarks", default=None, help="step-time JSON folder (benchmarks/results)")
-    p.add_argument(
-        "--variant", nargs="+", default=None, help="only these variants (default: all 14)"
-    )
-    _common(p)
     p.set_defaults(func=cmd_claims)
 
     p = sub.add_parser("data", help="build-medium: build the medium corpus; info: describe it")
