@@ -219,23 +219,24 @@ def compare_corpora(tables: Mapping[str, Any], metrics: tuple[str, ...] = PAPER_
     if not tables:
         raise ValueError("compare_corpora: expected at least one corpus table, got none")
     last = list(tables.values())[-1]
-    index, records = [], []
-    for label, row in last.iterrows():
-        for m in LATENT_SIZES:
-            if label != ORACLE and not math.isfinite(row[f"m{m}_{metrics[0]}"]):
-                continue
-            if label == ORACLE and m != LATENT_SIZES[0]:
-                continue  # the oracle has no code: one row
-            record = {}
-            for metric in metrics:
-                for corpus, table in tables.items():
-                    value = table.loc[label, f"m{m}_{metric}"] if label in table.index else math.nan
-                    record[f"{metric} {corpus}"] = float(value)
-                if metric in PAPER_METRICS:
-                    paper = math.nan if label == ORACLE else last.loc[label, f"m{m}_{metric}_paper"]
-                    record[f"{metric} paper"] = float(paper)
-            index.append(label if label == ORACLE else f"{label}, m={m}")
-            records.append(record)
+    cells = [
+        (label, m)
+        for label, row in last.drop(index=ORACLE).iterrows()
+        for m in LATENT_SIZES
+        if math.isfinite(row[f"m{m}_{metrics[0]}"])
+    ]
+    cells.append((ORACLE, LATENT_SIZES[0]))  # the oracle has no code: one row
+    records = []
+    for label, m in cells:
+        record = {}
+        for metric in metrics:
+            for corpus, table in tables.items():
+                value = table.loc[label, f"m{m}_{metric}"] if label in table.index else math.nan
+                record[f"{metric} {corpus}"] = float(value)
+            if metric in PAPER_METRICS:  # NaN on the oracle row, as in build_table1
+                record[f"{metric} paper"] = float(last.loc[label, f"m{m}_{metric}_paper"])
+        records.append(record)
+    index = [label if label == ORACLE else f"{label}, m={m}" for label, m in cells]
     return pd.DataFrame(records, index=pd.Index(index, name="model"))
 
 
