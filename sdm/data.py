@@ -37,6 +37,7 @@ from sdm.audio import (
     trim_silence,
     validate_signal,
 )
+from sdm.state import in_state
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +115,16 @@ def _check_preprocessing(preprocessing: str) -> None:
         raise DataError(f"preprocessing {preprocessing!r}: expected one of {PREPROCESSINGS}")
 
 
+def medium_dir() -> Path:
+    """data/medium, or $SDM_STATE_DIR/data/medium when that is set (sdm.state)."""
+    return in_state("data/medium", MEDIUM_DIR)
+
+
+def frames_cache_dir() -> Path:
+    """.cache/frames, or $SDM_STATE_DIR/cache/frames when that is set (sdm.state)."""
+    return in_state("cache/frames", CACHE_DIR)
+
+
 def resolve_corpus(data: str = "shipped") -> Corpus:
     """Turn a data string into a Corpus (forms in the module docstring); DataError otherwise."""
     if not isinstance(data, str) or not data.strip():
@@ -121,12 +132,13 @@ def resolve_corpus(data: str = "shipped") -> Corpus:
     if data == "shipped":
         return _manifest_corpus(data, SHIPPED_DIR)
     if data == "medium":
-        if not (MEDIUM_DIR / "manifest.csv").is_file():
+        medium = medium_dir()
+        if not (medium / "manifest.csv").is_file():
             raise DataError(
-                f"data 'medium': the medium corpus is not built yet ({MEDIUM_DIR / 'manifest.csv'} "
+                f"data 'medium': the medium corpus is not built yet ({medium / 'manifest.csv'} "
                 "is missing); build it with `make data-medium` or `python -m sdm data build-medium`"
             )
-        return _manifest_corpus(data, MEDIUM_DIR)
+        return _manifest_corpus(data, medium)
     if data.startswith("tcd-timit:"):
         root = Path(data.split(":", 1)[1]).expanduser()
         if not root.is_dir():
@@ -342,12 +354,12 @@ def frames(
 ) -> np.ndarray:
     """Power-spectrogram frames of every utterance of a split: float32 (N, 513), in file order.
 
-    Computed once, then read from `cache_dir` (default <repo>/.cache/frames) under `cache_key`.
+    Computed once, then read from `cache_dir` (default: frames_cache_dir()) under `cache_key`.
     """
     _check_split(split)
     _check_preprocessing(preprocessing)
     corpus = resolve_corpus(data)
-    cache_dir = Path(cache_dir) if cache_dir is not None else CACHE_DIR
+    cache_dir = Path(cache_dir) if cache_dir is not None else frames_cache_dir()
     label = re.sub(r"[^A-Za-z0-9_.-]+", "_", corpus.root.name if data != "shipped" else data)
     key = cache_key(corpus, split, preprocessing)
     path = cache_dir / f"{label}-{split}-{preprocessing}-{key[:20]}.npy"

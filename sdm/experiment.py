@@ -15,7 +15,7 @@ import torch
 from sdm import runs
 from sdm.config import ModelConfig, TrainConfig
 from sdm.data import PREPROCESSINGS, resolve_corpus
-from sdm.parallel import existing_layout, fit_sharded, remove_checkpoints
+from sdm.parallel import fit_sharded, remove_checkpoints
 from sdm.runs import RESULTS_ROOT, RunSpec
 from sdm.train import MemberResult, pick_device
 
@@ -85,13 +85,30 @@ def ensure_trained(
         # every missing run of this corpus and setting trains in one fit: all shapes, one step
         stack = [s for s in batch if s in todo]
         ckpt = runs.stack_checkpoint(root, data, prep, stack)
-        full_ckpt = runs.stack_checkpoint(root, data, prep, batch)
-        if stack != batch and existing_layout(full_ckpt) is not None and not overwrite:
-            # some members finished (and were saved) before this stack was interrupted:
-            # resume the whole stack, which remembers them, instead of restarting the rest
-            stack, ckpt = batch, full_ckpt
         if overwrite:
             remove_checkpoints(ckpt)
+        else:
+            found = find_resumable(root, data, prep, train_cfg, stack, batch, dev.type)
+            if found is None:
+                log.warning(
+                    "starting fresh: no checkpoint in %s holds the %d unfinished run(s) %s",
+                    ckpt.parent,
+                    len(stack),
+                    _member_names(stack),
+                )
+            else:
+                # the stack that was interrupted, whatever members it was started with: members
+                # it finished are already saved and are skipped, the others go on where they were
+                ckpt, stack, epochs = found
+                log.warning(
+                    "resuming %s at epoch %s: %d member(s), %d unfinished %s",
+                    ckpt,
+                    epochs,
+                    len(stack),
+                    len([s for s in stack if s in todo]),
+                    _member_names([s for s in stack if s in todo]),
+                )
+        by_member.update({(s.model, s.seed): s for s in stack})  # a resumed stack may hold more
         save = partial(
             _save_member,
             by_member=by_member,
@@ -102,7 +119,7 @@ def ensure_trained(
             device=str(dev),
             stack=[f"{s.model.name}/seed-{s.seed}" for s in stack],
         )
-        fit_sharded(
+        results = fit_sharded(
             [s.model for s in stack],
             [s.seed for s in stack],
             train_x,
@@ -114,8 +131,92 @@ def ensure_trained(
             progress=progress,
             workers=workers,
         )
+        for result in results:
+            # a member the checkpoint already held as done, whose run folder was not written
+            # (killed between the two) is saved now: the checkpoint is its only copy
+            if not runs.is_trained(by_member[(result.config, result.seed)].directory(root)):
+                save(result)
         remove_checkpoints(ckpt)  # every member's result files are written
     return [s.directory(root) for s in specs]
+
+
+def _member_names(specs: Sequence[RunSpec]) -> str:
+    return "(" + ", ".join(f"{s.model.name}/seed-{s.seed}" for s in specs) + ")"
+
+
+def _checkpoint_stacks(folder: Path) -> dict[Path, list[Path]]:
+    """The stacks in a checkpoint folder: the stack's own file name -> its file(s) on disk."""
+    stacks: dict[Path, list[Path]] = {}
+    for path in sorted(folder.glob("stack-*.pt")):
+        stem = path.name.split(".", 1)[0]  # stack-<digest>[.shardIofN].pt
+        stacks.setdefault(folder / f"{stem}.pt", []).append(path)
+    return stacks
+
+
+def _read_stack(files: list[Path]) -> tuple[list[tuple[ModelConfig, int]], dict, str, list[int]]:
+    """Members (in an order that shards as the stack was sharded), training settings, device type
+    and epoch of each file of a stack checkpoint, sharded or not."""
+
+    def shard_index(path: Path) -> int:
+        part = path.name.split(".")[1] if path.name.count(".") == 2 else "shard0of1"
+        return int(part[len("shard") :].split("of")[0])
+
+    members: list[tuple[ModelConfig, int]] = []
+    settings, device_type, epochs = {}, "", []
+    for path in sorted(files, key=shard_index):
+        st = torch.load(path, map_location="cpu", weights_only=False)
+        # shard files list their own members in stack order; shards follow one another, which
+        # sharding (a function of the member set, then of the order inside each shard) keeps
+        members += [(ModelConfig.from_dict(c), s) for c, s in st["members"]]
+        settings = {k: v for k, v in st["train_config"].items() if k != "checkpoint_seconds"}
+        device_type = st["device_type"]
+        epochs.append(int(st["epoch"]))
+    return members, settings, device_type, epochs
+
+
+def find_resumable(
+    root: Path,
+    data: str,
+    preprocessing: str,
+    train_cfg: TrainConfig,
+    todo: Sequence[RunSpec],
+    requested: Sequence[RunSpec],
+    device_type: str,
+) -> tuple[Path, list[RunSpec], str] | None:
+    """A checkpoint on disk from which the unfinished runs `todo` can go on, or None.
+
+    A stack's checkpoint is named by its exact member list, so a stack started with 11 variants
+    and resumed after 3 of them finished would not be found under the name of the other 8. This
+    looks at every stack in the folder instead: it qualifies when it holds every run of `todo`,
+    was written with the same training settings and device type, and holds no run that is neither
+    requested nor finished (resuming must not train what nobody asked for). Of several, the one
+    furthest along wins. Returns (checkpoint path, its members as specs in order, epoch text).
+    """
+    folder = runs.checkpoint_dir(root, data, preprocessing)
+    if not folder.is_dir():
+        return None
+    wanted, asked = set(todo), set(requested)
+    best: tuple[int, int, Path, list[RunSpec], str] | None = None
+    for path, files in _checkpoint_stacks(folder).items():
+        try:
+            members, settings, dev_type, epochs = _read_stack(files)
+        except Exception as err:  # a foreign or damaged file is not ours to resume from
+            log.warning("skipping checkpoint %s: cannot read it (%s)", path, err)
+            continue
+        if settings != train_cfg.identity() or dev_type != device_type:
+            continue
+        specs = [RunSpec(data, preprocessing, c, s, train_cfg) for c, s in members]
+        held = set(specs)
+        if not wanted <= held or len(held) != len(specs):
+            continue
+        extra = [s for s in specs if s not in asked and not runs.is_trained(s.directory(root))]
+        if extra:
+            continue
+        text = str(epochs[0]) if len(set(epochs)) == 1 else f"{min(epochs)}-{max(epochs)}"
+        key = (min(epochs), -len(specs))
+        if best is None or key > best[:2]:
+            best = (*key, path, specs, text)
+    return None if best is None else (best[2], best[3], best[4])
 
 
 def _save_member(

@@ -476,7 +476,7 @@ def build_medium(
     """
     from sdm import data
 
-    out = Path(out) if out is not None else data.MEDIUM_DIR
+    out = Path(out) if out is not None else data.medium_dir()
     reason = check_built(out) if out.exists() else "not built"
     if reason is None and not force:
         logger.info("%s: already built (%s); nothing to do", out, STAMP)
@@ -574,7 +574,7 @@ def summary(out: str | Path | None = None) -> str:
     """Files, hours and minutes per split and speaker of a built corpus, as printable text."""
     from sdm import data
 
-    out = Path(out) if out is not None else data.MEDIUM_DIR
+    out = Path(out) if out is not None else data.medium_dir()
     reason = check_built(out) if out.exists() else "not built"
     if reason is not None:
         return f"{out}: {reason}; build it with `make data-medium`"

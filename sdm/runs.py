@@ -23,6 +23,7 @@ import torch
 
 from sdm.config import ModelConfig, TrainConfig
 from sdm.models import LatentStack, build_model, build_stack
+from sdm.state import checkpoint_root
 
 RESULTS_ROOT = Path(__file__).resolve().parent.parent / "results"
 QUICK_ROOT = RESULTS_ROOT.with_name("results-quick")
@@ -220,9 +221,17 @@ def load_runs(run_dirs: list[Path], device: str | torch.device = "cpu") -> Laten
     return model.to(device).eval()
 
 
+def checkpoint_dir(root: Path, data: str, preprocessing: str) -> Path:
+    """The folder of a corpus's resume checkpoints: <root>/<data>/<prep>/ckpt (ignored by git),
+    or under $SDM_STATE_DIR when that is set (sdm.state)."""
+    base = checkpoint_root(root)
+    if base == Path(root):
+        return base / data_slug(data) / preprocessing / "ckpt"
+    return base / data_slug(data) / preprocessing
+
+
 def stack_checkpoint(root: Path, data: str, preprocessing: str, specs: list[RunSpec]) -> Path:
-    """Resume file of a stack, named by its members and settings;
-    lives in an ignored ckpt/ folder."""
+    """Resume file of a stack, named by its members and settings."""
     key = json.dumps([(s.model.name, s.seed, s.train.identity()) for s in specs], sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return Path(root) / data_slug(data) / preprocessing / "ckpt" / f"stack-{digest}.pt"
+    return checkpoint_dir(root, data, preprocessing) / f"stack-{digest}.pt"

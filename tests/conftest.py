@@ -40,6 +40,13 @@ def _one_torch_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(autouse=True)
+def _no_state_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests write checkpoints, corpora and caches where they say, never into a campaign's
+    SDM_STATE_DIR that happens to be set in the shell running them."""
+    monkeypatch.delenv("SDM_STATE_DIR", raising=False)
+
+
 @pytest.fixture(scope="session")
 def check_schema():
     """Validate a file against one of check-jsonschema's built-in schemas (offline, in the wheel);

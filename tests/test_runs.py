@@ -261,3 +261,106 @@ def test_data_slug_and_load_run_errors(tmp_path):
     assert runs.data_slug(str(tmp_path / "my corpus")) == "folder-my_corpus"
     with pytest.raises(FileNotFoundError, match="model.pt"):
         runs.load_run(tmp_path)
+
+
+def test_a_stack_resumes_through_table1_when_fewer_variants_are_listed(
+    patched, tmp_path, monkeypatch, caplog
+):
+    """A three-member stack is killed after one member finished; `table1` listing only the two
+    unfinished variants (a new member list, so a new checkpoint name) finds the stack's checkpoint,
+    says so, and ends as the uninterrupted stack did."""
+    from sdm import report
+
+    names = ["vae-m64", "sdm-I-m64", "sdm-dct-k32-m32"]  # three shape groups
+    variants = [get_variant(n) for n in names]
+    cfg = TrainConfig(lr=1e-3, max_epochs=30, patience=2, val_every_steps=1, checkpoint_seconds=0)
+    whole = _train(tmp_path / "whole", variants, seeds=(3,), cfg=cfg)
+    epochs = [runs.read_config(d)["result"]["epochs_run"] for d in whole]
+    assert epochs[2] < min(epochs[:2]), f"seed 3 of the DCT member must stop first, got {epochs}"
+
+    root = tmp_path / "interrupted"
+    forward, steps = LatentStack.forward, []
+
+    def killed(self, x, sample=True):
+        steps.append(sample)
+        if steps.count(True) == epochs[2] * STEPS * 3 + STEPS // 2 * 2:  # mid-epoch, 2 left
+            raise _Killed
+        return forward(self, x, sample)
+
+    monkeypatch.setattr(LatentStack, "forward", killed)
+    with pytest.raises(_Killed):
+        _train(root, variants, seeds=(3,), cfg=cfg)
+    monkeypatch.setattr(LatentStack, "forward", forward)
+    dirs = [s.directory(root) for s in make_specs(variants, [3], train=cfg)]
+    assert [runs.is_trained(d) for d in dirs] == [False, False, True]
+
+    monkeypatch.setattr(report, "ensure_evaluated", lambda specs, *a, **k: {})
+    monkeypatch.setattr(report, "oracle_metrics", lambda *a, **k: None)
+    monkeypatch.setattr(report.t1, "build_table1", lambda *a, **k: None)
+    monkeypatch.setattr(report.t1, "write_csv", lambda *a, **k: None)
+    monkeypatch.setattr(report.t1, "write_markdown", lambda *a, **k: None)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="sdm"):
+        report.table1(
+            seeds=(3,),
+            data="shipped",
+            train=cfg,
+            root=root,
+            device="cpu",
+            progress=False,
+            echo=False,
+            variants=names[:2],
+        )
+    assert f"at epoch {epochs[2]}" in caplog.text, "the stack restarted instead of resuming"
+    assert "resuming" in caplog.text and "starting fresh" not in caplog.text
+    for done, expected in zip(dirs, whole):
+        a = torch.load(done / "model.pt", weights_only=True)["state_dict"]
+        b = torch.load(expected / "model.pt", weights_only=True)["state_dict"]
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not list(runs.checkpoint_dir(root, "shipped", "clean").glob("*.pt"))
+
+
+def test_a_fresh_stack_says_so(patched, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="sdm"):
+        _train(tmp_path, cfg=TrainConfig(max_epochs=1))
+    assert (
+        "starting fresh: no checkpoint" in caplog.text and "sdm-dct-k32-m32/seed-0" in caplog.text
+    )
+
+
+def test_a_member_done_in_the_checkpoint_but_missing_on_disk_is_saved_from_it(patched, tmp_path):
+    """Killed after the final checkpoint but before the run folders were written (or a folder
+    removed since): the rerun writes them from the checkpoint instead of losing the training."""
+    cfg = TrainConfig(max_epochs=2, val_every_steps=1, checkpoint_seconds=0)
+    specs = make_specs([VARIANT], [0, 1], "shipped", "clean", cfg)
+    ckpt = runs.stack_checkpoint(tmp_path, "shipped", "clean", specs)
+    from sdm.parallel import fit_sharded
+
+    train, val = (torch.from_numpy(sdm.data.frames("shipped", s)) for s in ("train", "val"))
+    results = fit_sharded([VARIANT, VARIANT], [0, 1], train, val, cfg, "cpu", ckpt, None, False, 2)
+    assert list(ckpt.parent.glob("stack-*.shard*of2.pt"))
+    _train(tmp_path, seeds=(0, 1), cfg=cfg)
+    for spec, result in zip(specs, results):
+        saved = torch.load(spec.directory(tmp_path) / "model.pt", weights_only=True)["state_dict"]
+        assert all(torch.equal(saved[k], result.best_state[k]) for k in saved)
+    assert not list(ckpt.parent.glob("*.pt"))
+
+
+def test_state_dir_moves_checkpoints_medium_and_caches_out_of_the_tree(tmp_path, monkeypatch):
+    from sdm import data, state
+
+    monkeypatch.delenv(state.STATE_ENV, raising=False)
+    root = tmp_path / "results"
+    assert runs.checkpoint_dir(root, "medium", "clean") == root / "medium" / "clean" / "ckpt"
+    assert data.medium_dir() == data.MEDIUM_DIR and data.frames_cache_dir() == data.CACHE_DIR
+    monkeypatch.setenv(state.STATE_ENV, str(tmp_path / "state"))
+    ckpt = runs.checkpoint_dir(root, "medium", "clean")
+    assert ckpt.parent.parent.parent == tmp_path / "state" / "ckpt"
+    assert ckpt.parent.parent.name.startswith("results-") and ckpt.parts[-2:] == ("medium", "clean")
+    assert runs.checkpoint_dir(tmp_path / "other" / "results", "medium", "clean") != ckpt
+    assert data.medium_dir() == tmp_path / "state" / "data" / "medium"
+    assert data.frames_cache_dir() == tmp_path / "state" / "cache" / "frames"
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv(state.STATE_ENV, str(tmp_path / "file"))
+    with pytest.raises(ValueError, match="SDM_STATE_DIR=.*expected a folder"):
+        state.state_dir()
