@@ -89,3 +89,42 @@ def test_benchmark_runs_and_reports_every_figure(bench, shipped_frames, tmp_path
         f"{result['machine']}:m32",
         f"{result['machine']}:m64",
     }
+
+
+def test_trainer_only_mode_for_a_big_corpus(bench, shipped_frames, tmp_path, capsys, monkeypatch):
+    """`--data medium`: only the stacked trainer and the peak, into <machine>-<data>.json; the
+    reference loop and C10 (which the claims read from the shipped-corpus file) are not run."""
+    monkeypatch.setattr(bench, "reference_frames_per_s", lambda *a, **k: pytest.fail("reference"))
+    monkeypatch.setattr(bench, "c10_step_ratios", lambda *a, **k: pytest.fail("C10"))
+    monkeypatch.setattr("sdm.data.frames", lambda data, split, *a, **k: shipped_frames[:256])
+    monkeypatch.setattr(bench, "RESULTS_DIR", tmp_path)
+    monkeypatch.setattr(bench, "TRAINER_ONLY", bench.Sizes(256, 0, 1, 0, 0, 10))
+    assert bench.main(["--data", "medium", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "medium-corpus training frames" in out and "s per 14-variant epoch" in out
+    (path,) = tmp_path.glob("*.json")
+    assert path.name == f"cpu-{os.cpu_count()}core-medium.json"
+    saved = json.loads(path.read_text())
+    assert saved["data"] == "medium" and saved["ours"]["epochs"] == 1
+    assert "reference" not in saved and "c10_sdm_over_vae_step" not in saved
+    assert saved["ours"]["variant_frames_per_s"] > 0 and saved["train_frames"] == 256
+    assert step_time_ratios(tmp_path) == {}  # the claims never read C10 from this file
+
+
+def test_stack_rate_reads_a_live_checkpoint(shipped_frames, tmp_path, capsys):
+    """benchmarks/stack_rate.py: member-epochs x frames / the trainer's clock, per shard file."""
+    from sdm.config import TrainConfig
+    from sdm.train import fit
+
+    spec = importlib.util.spec_from_file_location("stack_rate", SCRIPT.with_name("stack_rate.py"))
+    stack_rate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stack_rate)
+    x = torch.from_numpy(shipped_frames)
+    cfg = TrainConfig(max_epochs=2, val_every_steps=1, checkpoint_seconds=0)
+    vae, sdm = get_variant("vae-m32"), get_variant("sdm-I-m32")
+    fit([vae, sdm], [0, 0], x[:256], x[256:], cfg, "cpu", tmp_path / "stack-x.pt", progress=False)
+    rate = stack_rate.shard_rate(tmp_path / "stack-x.pt", None)
+    assert (rate["epoch"], rate["members"], rate["member_epochs"]) == (2, 2, 4)
+    assert rate["variant_frames_per_s"] == 4 * 256 / rate["elapsed_s"]
+    assert stack_rate.main([str(tmp_path)]) == 0
+    assert "2 members, 0 active" in capsys.readouterr().out
