@@ -78,6 +78,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from sdm.evaluate import evaluate_file, write_audio
+    from sdm.metrics import pesq_note
     from sdm.runs import load_run
 
     model = load_run(Path(args.run))
@@ -87,6 +88,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         print(f"wrote {args.out}")
     for name, value in result.metrics.items():
         print(f"{name} {value}")
+    if note := pesq_note(len(result.estimate)):
+        print(f"note: {note}")
 
 
 def _pipeline_arguments(args: argparse.Namespace) -> dict:

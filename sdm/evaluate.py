@@ -15,6 +15,7 @@ of workers, so serial and parallel runs give identical tables.
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import multiprocessing
 import os
@@ -29,7 +30,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from sdm.audio import SAMPLE_RATE, istft, stft
-from sdm.metrics import WAVEFORM_METRICS, hoyer, utterance_metrics
+from sdm.metrics import WAVEFORM_METRICS, hoyer, pesq_note, utterance_metrics
+
+logger = logging.getLogger(__name__)
 
 METRIC_COLUMNS = (*WAVEFORM_METRICS, "hoyer", "is_div")
 COLUMNS = ("utterance", "speaker", *METRIC_COLUMNS, "failures")
@@ -221,6 +224,9 @@ def _evaluate(
     if not isinstance(n_jobs, int) or n_jobs < 1:
         raise ValueError(f"n_jobs: expected a positive integer or None (all cores), got {n_jobs!r}")
     ts, offsets = test_set, test_set.offsets
+    for name, signal in zip(ts.names, ts.signals, strict=True):
+        if note := pesq_note(len(signal), SAMPLE_RATE):
+            logger.warning("%s: %s", name, note)
     rows: list[list[dict[str, Any]]] = []
     bar: Any = None  # created at the first decode, when the number of members is known
     previous: list[tuple[dict[str, Any], Future]] = []
@@ -306,13 +312,16 @@ class SignalResult(NamedTuple):
 
 
 def evaluate_signal(model: Any, x: np.ndarray) -> list[SignalResult]:
-    """Resynthesise and score one prepared 16 kHz signal with every member of `model`."""
+    """Resynthesise and score one prepared 16 kHz signal with every member of `model`.
+
+    PESQ runs in child processes (sdm.metrics, `isolated`): a signal of any length gives metrics
+    or NaN with a reason, never a crashed process."""
     ts = TestSet.from_signals(["signal"], [""], [x])
     variance, sparsity, is_div = _model_decoder(model)(ts.power)
     results = []
     for s in range(len(variance)):
         estimate = resynthesise(variance[s], ts.specs[0], len(ts.signals[0]))
-        metrics = utterance_metrics(ts.signals[0], estimate, SAMPLE_RATE)
+        metrics = utterance_metrics(ts.signals[0], estimate, SAMPLE_RATE, isolated=True)
         metrics["hoyer"] = float(sparsity[s].mean()) if sparsity is not None else math.nan
         metrics["is_div"] = float(is_div[s].mean())
         ordered = {k: metrics[k] for k in (*METRIC_COLUMNS, "failures")}
