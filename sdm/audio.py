@@ -17,6 +17,10 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
+MAX_PEAK = 100.0
+"""Largest |sample| accepted, 40 dB above full scale (1.0). Float audio may exceed full scale a
+little; a larger peak means samples stored at another scale (e.g. 16-bit integers as floats, or
+garbage such as 1e30), whose power overflows float32 and turns every metric into NaN."""
 
 
 class AudioError(ValueError):
@@ -87,6 +91,7 @@ def validate_signal(x: np.ndarray, name: str = "signal") -> np.ndarray:
         raise AudioError(f"{name}: expected real-valued samples, got dtype {x.dtype}")
     x = x.astype(np.float32, copy=False)
     _check_finite(x, name)
+    _check_scale(x, name)
     if len(x) < STFT.n_fft:
         raise AudioError(
             f"{name}: {len(x)} samples is shorter than one STFT frame; expected at least "
@@ -103,6 +108,45 @@ def _check_finite(x: np.ndarray, name: str) -> None:
         raise AudioError(
             f"{name}: {bad} of {x.size} samples are NaN or infinite; expected finite samples"
         )
+
+
+def _check_scale(x: np.ndarray, name: str) -> None:
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    if peak > MAX_PEAK:
+        raise AudioError(
+            f"{name}: samples reach {peak:.3g}, {20 * np.log10(peak):.0f} dB above full scale; "
+            f"expected audio scaled to [-1, 1] (at most {MAX_PEAK:g}). Rescale the file (divide by "
+            "32768 if it holds 16-bit integer values as floats)"
+        )
+
+
+def _truncation(path: Path, info: object) -> str | None:
+    """How much audio a WAV file's header declares beyond the end of the file, or None.
+
+    libsndfile reads what is there without complaint; the header's data size says what is not."""
+    if getattr(info, "format", None) != "WAV":
+        return None
+    with open(path, "rb") as f:
+        header = f.read(12)
+        if header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+            return None
+        while chunk := f.read(8):
+            if len(chunk) < 8:
+                return None
+            size = int.from_bytes(chunk[4:], "little")
+            if chunk[:4] == b"data":
+                missing = size - (path.stat().st_size - f.tell())
+                if size in (0, 0xFFFFFFFF) or missing <= 0:  # 0 / -1: size left unknown
+                    return None
+                seconds = missing / (info.samplerate * info.channels * _bytes_per_sample(info))
+                return f"{seconds:.2f} s"
+            f.seek(size + size % 2, 1)  # chunks are 2-byte aligned
+    return None
+
+
+def _bytes_per_sample(info: object) -> int:
+    widths = {"PCM_U8": 1, "PCM_S8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4}
+    return widths.get(getattr(info, "subtype", ""), 8)
 
 
 def load_audio(path: str | Path) -> np.ndarray:
@@ -123,11 +167,22 @@ def load_audio(path: str | Path) -> np.ndarray:
         raise AudioError(f"{path}: the file is empty (0 bytes); expected {expected}")
     try:
         data, sr = sf.read(path, dtype="float32", always_2d=True)  # (samples, channels)
+        missing = _truncation(path, sf.info(path))
     except Exception as err:  # libsndfile reports corrupt and unknown formats alike
         raise AudioError(f"{path}: cannot be decoded ({err}); expected {expected}") from err
     if data.shape[0] == 0:
         raise AudioError(f"{path}: contains no samples; expected {expected} with speech in it")
+    if missing:
+        # the samples that are there are intact: a cut recording is still speech, so read it
+        logger.warning(
+            "%s: truncated WAV: the header declares %s more audio than the file holds; "
+            "reading the %.2f s present",
+            path,
+            missing,
+            data.shape[0] / sr,
+        )
     _check_finite(data, str(path))
+    _check_scale(data, str(path))
     if data.shape[1] > 1:
         logger.info("%s: %d channels downmixed to mono (channel mean)", path, data.shape[1])
     x = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
