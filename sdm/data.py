@@ -20,10 +20,9 @@ import logging
 import os
 import random
 import re
-import tempfile
 import warnings
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -159,7 +158,13 @@ def _manifest_corpus(name: str, root: Path) -> Corpus:
         rows = list(csv.DictReader(f))
     utts = []
     for row in rows:
-        path = root / row["path"]
+        relative = PurePosixPath(row["path"])
+        if relative.is_absolute() or ".." in relative.parts:
+            raise DataError(
+                f"{manifest}: path {row['path']!r} leads outside the corpus folder; expected a "
+                f"path relative to {root}, without '..'"
+            )
+        path = root / relative
         if row["split"] not in SPLITS:
             raise DataError(f"{manifest}: split {row['split']!r} of {path}; expected {SPLITS}")
         if not path.is_file():
@@ -364,19 +369,32 @@ def frames(
     key = cache_key(corpus, split, preprocessing)
     path = cache_dir / f"{label}-{split}-{preprocessing}-{key[:20]}.npy"
     if path.is_file():
-        return np.load(path)
+        return _read_cache(path)
     utts = corpus.utterances(split)
     if not utts:
         raise DataError(f"data {data!r}: split {split!r} has no utterances")
     x = np.concatenate([power_spectrogram(load_utterance(u, preprocessing)) for u in utts])
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=path.stem, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, x)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from sdm.evaluate import write_atomically
+
+    write_atomically(path, lambda tmp: np.save(tmp, x))
     logger.info("%s %s/%s: %d frames cached in %s", data, split, preprocessing, len(x), path)
     return x
+
+
+def _read_cache(path: Path) -> np.ndarray:
+    """A cached frames array, or DataError naming the file to delete when it is not one."""
+    try:
+        x = np.load(path)  # allow_pickle=False: a pickle is refused, never run
+    except (OSError, ValueError, EOFError) as err:  # truncated, empty or foreign content
+        problem = f"unreadable: {str(err).split('. ')[0]}"
+    else:
+        if isinstance(x, np.ndarray) and x.dtype == np.float32 and x.shape[1:] == (STFT.n_bins,):
+            return x
+        shape = (
+            f"{x.dtype} array of shape {x.shape}" if isinstance(x, np.ndarray) else "zip archive"
+        )
+        problem = f"holds a {shape}"
+    raise DataError(
+        f"{path}: corrupt frames cache ({problem}); expected float32 (frames, {STFT.n_bins}) "
+        "power frames. Delete this file: it is rebuilt from the audio on the next run"
+    )
