@@ -22,7 +22,9 @@ its speech fraction (see `speech_fraction`) is at least MIN_SPEECH_FRACTION; thi
 and letter prompts (< 1 s), silence prompts and clipped takes.
 
 The build happens in a hidden folder beside the output and is renamed into place at the end: an
-interrupted build leaves no corpus behind, and a later run removes its leftovers. `build.json`
+interrupted build leaves no corpus behind, and a later run removes its leftovers. Every folder a
+build makes carries a mark (BUILD_MARK: its name, process and host), and only marked folders whose
+process is gone are ever removed: never a folder someone else made, whatever its name. `build.json`
 records what was built; a corpus whose stamp, manifest and file sizes agree is not built again.
 """
 
@@ -33,13 +35,16 @@ import hashlib
 import io
 import json
 import logging
+import lzma
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tarfile
 import time
 import warnings
+import zlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -65,6 +70,7 @@ MANIFEST_COLUMNS = (
     "path split speaker duration_s source_package source_version path_in_package license sha256"
 ).split()
 STAMP = "build.json"
+BUILD_MARK = ".sdm-build-medium"  # in every folder a build makes: only those are ever removed
 
 APT_MISSING = (
     "apt-get was not found: the medium corpus is built from 7 Debian packages. On a machine "
@@ -293,16 +299,32 @@ def _extract_ar(deb: Path, dest: Path) -> None:
     data = deb.read_bytes()
     if not data.startswith(b"!<arch>\n"):
         raise MediumError(f"{deb}: not a Debian package (no ar archive header)")
+    again = "download it again (or delete it and let apt-get fetch it)"
     pos = 8
     while pos + 60 <= len(data):
-        name = data[pos : pos + 16].decode().strip().rstrip("/")
-        size = int(data[pos + 48 : pos + 58].decode().strip())
+        header = data[pos : pos + 60]  # name 16, dates/ids/mode 32, size 10, magic 2
+        name = header[:16].decode("ascii", "replace").strip().rstrip("/")
+        size_field = header[48:58].strip()
+        if not size_field.isdigit() or header[58:] != b"`\n":
+            raise MediumError(
+                f"{deb}: malformed ar member header at byte {pos} (size {size_field!r}); "
+                f"expected a Debian binary package: {again}"
+            )
+        size = int(size_field)
+        if pos + 60 + size > len(data):
+            raise MediumError(
+                f"{deb}: truncated: member {name!r} needs {size} bytes, the file has "
+                f"{len(data) - pos - 60} left; {again}"
+            )
         body = data[pos + 60 : pos + 60 + size]
         if name.startswith("data.tar"):
             if name.endswith(".zst"):
                 raise MediumError(f"{deb}: {name} needs dpkg-deb (Python cannot read zstd)")
-            with tarfile.open(fileobj=io.BytesIO(body), mode="r:*") as tar:
-                tar.extractall(dest, filter="data")
+            try:
+                with tarfile.open(fileobj=io.BytesIO(body), mode="r:*") as tar:
+                    tar.extractall(dest, filter="data")
+            except (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError) as err:
+                raise MediumError(f"{deb}: {name} cannot be unpacked ({err}); {again}") from err
             return
         pos += 60 + size + size % 2  # members are 2-byte aligned
     raise MediumError(f"{deb}: no data.tar member; expected a Debian binary package")
@@ -440,13 +462,34 @@ def _write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _mark(folder: Path, name: str) -> None:
+    """Say in `folder` that this process made it, under the name it has (or is about to have)."""
+    mark = {"made_by": "python -m sdm data build-medium", "folder": name, "pid": os.getpid()}
+    (folder / BUILD_MARK).write_text(json.dumps({**mark, "host": socket.gethostname()}) + "\n")
+
+
+def _ours(folder: Path) -> bool:
+    """True for a staging or replaced folder that a build on this host made and whose process is
+    gone: its name is .<out>.tmp-<pid> or .<out>.old-<pid>, and its mark says so."""
+    try:
+        mark = json.loads((folder / BUILD_MARK).read_text())
+    except (OSError, ValueError):
+        return False  # not marked: someone else's folder, whatever its name
+    if not isinstance(mark, dict) or mark.get("folder") != folder.name:
+        return False
+    if mark.get("host") != socket.gethostname():
+        return False  # its process may be running on the other host: leave it
+    pid = mark.get("pid")
+    return pid == os.getpid() or (isinstance(pid, int) and not Path(f"/proc/{pid}").exists())
+
+
 def _remove_leftovers(out: Path) -> None:
-    """Delete staging folders of earlier builds whose process is gone (killed mid-build)."""
-    for old in out.parent.glob(f".{out.name}.*-*"):
-        pid = old.name.rsplit("-", 1)[1]
-        if pid.isdigit() and (int(pid) == os.getpid() or not Path(f"/proc/{pid}").exists()):
-            logger.info("removing %s, left by an interrupted build", old)
-            shutil.rmtree(old, ignore_errors=True)
+    """Delete what earlier builds killed mid-way left beside `out`; nothing else."""
+    pattern = re.compile(rf"\.{re.escape(out.name)}\.(tmp|old)-\d+")
+    for folder in out.parent.iterdir():
+        if pattern.fullmatch(folder.name) and folder.is_dir() and _ours(folder):
+            logger.info("removing %s, left by an interrupted build", folder)
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _check_tools() -> None:
@@ -492,7 +535,13 @@ def build_medium(
     t0 = time.monotonic()
     staging = out.parent / f".{out.name}.tmp-{os.getpid()}"
     old = out.parent / f".{out.name}.old-{os.getpid()}"
-    staging.mkdir()
+    try:
+        staging.mkdir()
+    except FileExistsError:
+        raise MediumError(
+            f"{staging} exists and was not made by an earlier build on this host; remove it"
+        ) from None
+    _mark(staging, staging.name)
     try:
         work = staging / "_work"
         work.mkdir()
@@ -541,6 +590,7 @@ def build_medium(
         }
         _write_text(staging / STAMP, json.dumps(stamp, indent=1) + "\n")
         if out.exists():
+            _mark(out, old.name)  # marked first: if killed after the rename, a later build knows
             os.rename(out, old)
         os.rename(staging, out)
     except BaseException:

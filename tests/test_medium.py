@@ -231,8 +231,10 @@ def test_damaged_corpus_is_rebuilt_and_stale_staging_removed(built, debs, tmp_pa
     shutil.copytree(built, out)
     victim = out / manifest(out)[0]["path"]
     victim.unlink()
-    stale = tmp_path / ".medium.tmp-999999999"
+    stale = tmp_path / ".medium.tmp-999999999"  # as a build killed mid-way leaves it: marked
     stale.mkdir()
+    mark = {"folder": stale.name, "pid": 999999999, "host": medium.socket.gethostname()}
+    (stale / medium.BUILD_MARK).write_text(json.dumps(mark))
     assert "missing" in check_built(out)
     build_medium(out, debs=debs, workers=1)
     assert check_built(out) is None and victim.is_file() and not stale.exists()
