@@ -46,7 +46,7 @@ from sdm import book, experiment, plotting, runs
 from sdm.analysis import read_history
 
 spec, root = book.train_parameters(
-    model, m, k, alpha, seed, data, preprocessing, max_epochs, patience, out
+    model, m, k, alpha, seed, data, preprocessing, max_epochs, patience, out, device
 )
 run_dir = spec.directory(root)
 book.banner(label)

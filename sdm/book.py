@@ -208,21 +208,23 @@ def train_parameters(
     max_epochs: int,
     patience: int,
     out: str,
+    device: str = "auto",
 ) -> tuple[Any, Path]:
     """Turn the train notebook's parameters into a RunSpec and a results root, once.
 
     A parameter the chosen model does not use is ignored with a one-line notice; an impossible value
-    raises ValueError naming the parameter.
+    (device included, although the spec does not hold it) raises ValueError naming the parameter.
     """
     from sdm.data import resolve_corpus
     from sdm.experiment import make_specs
+    from sdm.models import check_seed
+    from sdm.train import pick_device
     from sdm.variants import variant_from_parameters
 
     unused = {"vae": ("k", "alpha"), "vsc": ("k",), "sdm": ("alpha",)}.get(model, ())
     for name in unused:
         print(f"note: parameter {name!r} is not used by model {model!r}; ignored")
-    if not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
+    check_seed(seed)
     if not isinstance(k, int) or k < 0:
         raise ValueError(
             f"k: expected 0 (identity dictionary) or a positive number of atoms, got {k!r}"
@@ -231,6 +233,7 @@ def train_parameters(
         model, m, k=k if model == "sdm" else 0, alpha=alpha if model == "vsc" else None
     )
     resolve_corpus(data)  # a clear error now, not after the first cells
+    pick_device(device)
     train = TrainConfig(max_epochs=max_epochs, patience=patience)
     (spec,) = make_specs([variant], [seed], data, preprocessing, train)
     root = Path(out) if out else RESULTS_ROOT

@@ -15,6 +15,7 @@ import torch
 from sdm import runs
 from sdm.config import ModelConfig, TrainConfig
 from sdm.data import PREPROCESSINGS, resolve_corpus
+from sdm.models import check_seed
 from sdm.parallel import fit_sharded, remove_checkpoints
 from sdm.runs import RESULTS_ROOT, RunSpec
 from sdm.train import MemberResult, pick_device
@@ -32,7 +33,7 @@ def make_specs(
     """One RunSpec per (variant, seed), variants outermost."""
     if preprocessing not in PREPROCESSINGS:
         raise ValueError(f"preprocessing: expected one of {PREPROCESSINGS}, got {preprocessing!r}")
-    seeds = list(seeds)
+    seeds = [check_seed(s) for s in seeds]
     return [RunSpec(data, preprocessing, v, s, train) for v in variants for s in seeds]
 
 

@@ -7,6 +7,7 @@ the encoder's heads become a latent z, a code, and a prior term (`_latent`).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from typing import ClassVar, NamedTuple
 
@@ -45,10 +46,30 @@ class Latent(NamedTuple):
     gamma: torch.Tensor | None
 
 
+SEED_LIMIT = 1 << 40  # run seeds are 0 .. SEED_LIMIT - 1: below the stream offset
+
+
 def _seed_stream(seed: int, stream: int) -> int:
     """Independent generator seeds per purpose (init, noise, shuffling)
     derived from one run seed."""
-    return seed + stream * (1 << 40)
+    return seed + stream * SEED_LIMIT
+
+
+def check_seed(seed: object) -> int:
+    """`seed` if it is a run seed, else ValueError naming it and the range.
+
+    The range is what keeps runs independent: seed s draws its noise from generator seed
+    s + 2**40, so a seed of 2**40 or more would replay another run's streams."""
+    try:
+        value = None if isinstance(seed, bool) else operator.index(seed)  # ints, numpy ints
+    except TypeError:
+        value = None
+    if value is None or not 0 <= value < SEED_LIMIT:
+        raise ValueError(
+            f"seed {seed!r}: expected an integer from 0 to {SEED_LIMIT - 1} (2**40 - 1; each "
+            "seed's generators start at seed + n * 2**40, so larger seeds would share them)"
+        )
+    return value
 
 
 INIT_STREAM, NOISE_STREAM, SHUFFLE_STREAM = 0, 1, 2
@@ -77,7 +98,7 @@ class LatentStack(nn.Module):
             raise ValueError(
                 f"{type(self).__name__} members must share family and shape, got {keys}"
             )
-        self.configs, self.seeds = list(configs), [int(s) for s in seeds]
+        self.configs, self.seeds = list(configs), [check_seed(int(s)) for s in seeds]
         cfg = configs[0]
         gens = [torch.Generator().manual_seed(_seed_stream(s, INIT_STREAM)) for s in self.seeds]
         self.encoder = Encoder(cfg.code_dim, cfg.hidden, self.n_heads, gens)
