@@ -1,0 +1,356 @@
+"""Bad and hostile inputs: each class ends in one clear line (or correct behaviour), never a
+traceback or a dead process, and leaves on disk only what it should.
+
+One test per class of issue 32's catalogue (the "What it refuses and why" table in the README).
+Commands run in-process through `sdm.__main__.main` where nothing can crash; in real processes
+where a crash is the point (the pesq extension's segmentation fault, papermill's kernel).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from sdm.__main__ import main
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMITTED_RUN = ROOT / "results/shipped/clean/sdm-dct-k64-m64/seed-0"  # committed weights
+VARIANT = "vae-m32"
+SR = 16000
+
+
+def _error(capsys: pytest.CaptureFixture, code: int, command: str) -> str:
+    """The one error line of an in-process command that exited with status 2."""
+    err = capsys.readouterr().err
+    lines = [line for line in err.strip().splitlines() if line]
+    assert code == 2 and len(lines) == 1, err
+    assert "Traceback" not in err and lines[0].startswith(f"python -m sdm {command}: error:")
+    return lines[0]
+
+
+def _run(args: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    env.pop("SDM_STATE_DIR", None)
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _shipped(seconds: float) -> np.ndarray:
+    """Shipped utterances (test, then val, then train), end to end, cut to `seconds`: real speech
+    with real pauses, as long as needed."""
+    from sdm.data import load_utterance, resolve_corpus
+
+    corpus, parts, n = resolve_corpus("shipped"), [], 0
+    for split in ("test", "val", "train"):
+        for utt in corpus.utterances(split):
+            parts.append(load_utterance(utt))
+            n += len(parts[-1])
+            if n >= seconds * SR:
+                return np.concatenate(parts)[: int(seconds * SR)]
+    raise AssertionError(f"the shipped corpus is shorter than {seconds} s")
+
+
+def _utterance() -> np.ndarray:
+    """The first shipped test utterance longer than 2 s (STOI needs 384 ms of speech)."""
+    from sdm.data import load_utterance, resolve_corpus
+
+    for utt in resolve_corpus("shipped").utterances("test"):
+        x = load_utterance(utt)
+        if len(x) > 2 * SR:
+            return x
+    raise AssertionError("no shipped test utterance longer than 2 s")
+
+
+def _bursts(n: int = 60, speech_s: float = 0.3, pause_s: float = 0.5) -> np.ndarray:
+    """n snippets of real speech, each followed by a pause: more than the 50 utterances the P.862
+    reference code can hold, in 48 s (shorter than the signals sdm scores in segments)."""
+    x, parts = _utterance(), []
+    width = int(speech_s * SR)
+    for i in range(n):
+        start = (i * 4000) % (len(x) - width)
+        parts += [x[start : start + width], np.zeros(int(pause_s * SR), np.float32)]
+    return np.concatenate(parts)
+
+
+# --- long audio: the pesq extension's segmentation fault ------------------------------------
+
+
+@pytest.mark.slow
+def test_a_five_minute_file_gives_metrics_and_says_how_pesq_was_scored(tmp_path):
+    """Before: `evaluate --audio` on 5 minutes of speech died with exit status 139, no message."""
+    sf.write(tmp_path / "long.wav", _shipped(300), SR, subtype="PCM_16")
+    out = tmp_path / "out.wav"
+    args = ["evaluate", "--run", str(COMMITTED_RUN), "--audio", str(tmp_path / "long.wav")]
+    proc = _run(["-m", "sdm", *args, "--out", str(out)])
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    values = dict(line.split(" ", 1) for line in proc.stdout.splitlines()[1:])
+    for name in ("pesq_wb", "pesq_nb", "pesq_raw_nb", "stoi", "estoi"):
+        assert 0.0 < float(values[name]) < 5.0, proc.stdout
+    assert values["failures"] == ""
+    assert "12 segments of at most 30 s" in values["note:"]
+    assert sf.info(out).duration == 300.0
+
+
+def test_a_long_signal_loses_no_result_and_short_ones_score_as_before():
+    """A 66 s signal beside an ordinary one, scored by two worker processes: every row is there,
+    the long one as the mean over segments, the short one exactly as one pesq call gives it."""
+    from pesq import pesq
+
+    from sdm.evaluate import TestSet, _evaluate, _oracle_decode, resynthesise
+    from sdm.metrics import WHOLE_SIGNAL_MAX_S, pesq_segments
+
+    short, long = _utterance(), _shipped(66)
+    ts = TestSet.from_signals(["short", "long"], ["a", "b"], [short, long])
+    (table,) = _evaluate(ts, _oracle_decode, n_jobs=2, progress=False, desc="")
+    assert list(table["utterance"]) == ["short", "long"]
+    assert (table["failures"] == "").all(), table["failures"].tolist()
+    estimate = resynthesise(ts.power[: ts.offsets[1]], ts.specs[0], len(short))
+    assert table.loc[0, "pesq_wb"] == float(pesq(SR, short, estimate, "wb"))
+    assert table.loc[0, "pesq_nb"] == float(pesq(SR, short, estimate, "nb"))
+    # the longest committed test utterance (64.3 s) is scored whole; 66 s in three parts <= 30 s
+    assert pesq_segments(np.ones(int(WHOLE_SIGNAL_MAX_S * SR))) == [(0, int(65 * SR))]
+    parts = pesq_segments(long)
+    assert len(parts) == 3 and parts[0][0] == 0 and parts[-1][1] == len(long)
+    assert all(0 < b - a <= 30 * SR for a, b in parts)
+    estimate = resynthesise(ts.power[ts.offsets[1] :], ts.specs[1], len(long))
+    scores = [pesq(SR, long[a:b], estimate[a:b], "wb") for a, b in parts]
+    weighted = np.average(scores, weights=[b - a for a, b in parts])
+    assert table.loc[1, "pesq_wb"] == pytest.approx(weighted, rel=1e-12)
+
+
+def test_a_pesq_crash_is_nan_with_its_reason_and_the_process_lives_on():
+    """60 bursts of speech in 48 s make the pesq extension segfault, in the real child processes
+    that score it: PESQ is NaN with the reason, STOI is kept, and this process goes on."""
+    from sdm.metrics import utterance_metrics
+
+    ref = _bursts()
+    est = ref + 1e-3 * np.random.default_rng(0).standard_normal(len(ref)).astype(np.float32)
+    row = utterance_metrics(ref, est, SR, isolated=True)
+    for name in ("pesq_wb", "pesq_nb", "pesq_raw_nb"):
+        assert math.isnan(row[name])
+    assert row["failures"].count("the pesq extension crashed (SIGSEGV)") == 2, row["failures"]
+    assert 0.5 < row["stoi"] <= 1.0 and 0.5 < row["estoi"] <= 1.0
+
+
+# --- build-medium removes only what it made ---------------------------------------------------
+
+
+def test_build_medium_removes_only_folders_it_marked_as_its_own(tmp_path, monkeypatch, capsys):
+    """Before: any `.<out>.*-<digits>` folder beside --out was deleted, even by a failing build."""
+    from sdm.medium import BUILD_MARK, socket
+
+    monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))  # no apt-get: the build fails
+    out = tmp_path / "medium-test"
+    foreign = [tmp_path / f".medium-test.{n}" for n in ("backup-99999", "tmp-99999", "old-1")]
+    for folder in foreign:
+        folder.mkdir()
+        (folder / "keep.txt").write_text("someone else's")
+    ours = tmp_path / ".medium-test.tmp-999999999"  # what a build killed mid-way leaves
+    ours.mkdir()
+    mark = {"folder": ours.name, "pid": 999999999, "host": socket.gethostname()}
+    (ours / BUILD_MARK).write_text(json.dumps(mark))
+    line = _error(capsys, main(["data", "build-medium", "--out", str(out)]), "data")
+    assert "apt-get was not found" in line
+    assert all((f / "keep.txt").is_file() for f in foreign) and not ours.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f.name for f in foreign)
+
+
+# --- audio far outside the normal range -------------------------------------------------------
+
+
+def test_float_audio_far_above_full_scale_is_refused_and_normal_audio_is_unchanged(
+    tmp_path, capsys
+):
+    """Before: a float WAV scaled by 1e30 gave NaN metrics and a -32768 output, exit 0."""
+    from sdm.audio import load_audio
+
+    x = _utterance()
+    sf.write(tmp_path / "huge.wav", x / np.abs(x).max() * 1e30, SR, subtype="FLOAT")
+    out = tmp_path / "out.wav"
+    args = ["evaluate", "--run", str(COMMITTED_RUN), "--audio", str(tmp_path / "huge.wav")]
+    line = _error(capsys, main([*args, "--out", str(out)]), "evaluate")
+    assert "huge.wav: samples reach 1e+30" in line and "expected audio scaled to [-1, 1]" in line
+    assert not out.exists()
+    # within the normal range, audio is read bit for bit as before (frame caches stay valid)
+    shipped = next((ROOT / "data/speech/test").rglob("*.flac"))
+    np.testing.assert_array_equal(load_audio(shipped), sf.read(shipped, dtype="float32")[0])
+    sf.write(tmp_path / "hot.wav", 1.5 * x / np.abs(x).max(), SR, subtype="FLOAT")
+    hot = load_audio(tmp_path / "hot.wav")
+    np.testing.assert_array_equal(hot, sf.read(tmp_path / "hot.wav", dtype="float32")[0])
+
+
+# --- smaller inconsistencies ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**64), str(2**40)])
+def test_a_seed_out_of_range_is_one_line_naming_it(seed, tmp_path, capsys):
+    """Before: --seed -1 was accepted (the notebook refused it); 2**64 failed in torch with
+    'Overflow when unpacking long long', which named no seed."""
+    code = main(["train", "--variant", VARIANT, "--seed", seed, "--out", str(tmp_path)])
+    line = _error(capsys, code, "train")
+    assert f"seed {seed}: expected an integer from 0 to {2**40 - 1}" in line
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_bad_notebook_device_stops_the_first_cell_after_the_parameters(tmp_path):
+    """Before: the second cell after the parameters failed, where the README promises the first."""
+    import nbformat
+
+    out = tmp_path / "out.ipynb"
+    args = [str(ROOT / "notebooks/train.ipynb"), str(out), "-p", "device", "tpu"]
+    proc = _run(["-m", "papermill", *args, "-p", "out", str(tmp_path / "results")])
+    assert proc.returncode != 0 and "device: expected 'auto', 'cpu' or 'cuda[:N]'" in proc.stderr
+    code = [c for c in nbformat.read(out, as_version=4).cells if c.cell_type == "code"]
+    tags = [set(c.metadata.get("tags", [])) for c in code]
+    last = max(i for i, t in enumerate(tags) if t & {"parameters", "injected-parameters"})
+    assert any(o.output_type == "error" for o in code[last + 1].get("outputs", []))
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_corrupt_frames_cache_names_the_file_to_delete(tmp_path, monkeypatch, capsys):
+    """Before: numpy's own error, naming no file."""
+    from sdm.data import cache_key, resolve_corpus
+
+    monkeypatch.setenv("SDM_STATE_DIR", str(tmp_path / "state"))
+    corpus = resolve_corpus("shipped")
+    caches = tmp_path / "state/cache/frames"
+    caches.mkdir(parents=True)
+    for split in ("train", "val"):
+        path = caches / f"shipped-{split}-clean-{cache_key(corpus, split, 'clean')[:20]}.npy"
+        path.write_bytes(b"\x93NUMPY half a header")
+    args = ["train", "--variant", VARIANT, "--max-epochs", "1", "--out", str(tmp_path / "r")]
+    line = _error(capsys, main(args), "train")
+    assert f"{caches}/shipped-" in line and "corrupt frames cache" in line
+    assert "Delete this file" in line
+    assert len(list(caches.iterdir())) == 2 and not (tmp_path / "r").exists()
+
+
+def test_a_truncated_wav_is_read_with_a_warning(tmp_path, capsys, caplog):
+    """Before: read silently. The samples that are there are intact, so they are read, and a
+    warning says how much the header promised beyond the end of the file."""
+    x = _utterance()[: 3 * SR]
+    sf.write(tmp_path / "full.wav", x, SR, subtype="PCM_16")
+    data = (tmp_path / "full.wav").read_bytes()
+    (tmp_path / "cut.wav").write_bytes(data[: 44 + 2 * 2 * SR])  # header + 2 of its 3 s
+    args = ["evaluate", "--run", str(COMMITTED_RUN), "--audio", str(tmp_path / "cut.wav")]
+    with caplog.at_level("WARNING", logger="sdm.audio"):
+        assert main(args) == 0
+    (record,) = [r for r in caplog.records if "truncated" in r.getMessage()]
+    assert "cut.wav: truncated WAV: the header declares 1.00 s more audio" in record.getMessage()
+    assert "reading the 2.00 s present" in record.getMessage()
+    assert "pesq_wb" in capsys.readouterr().out
+
+
+def test_files_written_through_a_temporary_file_get_the_umask_mode(tmp_path):
+    """Before: mkstemp's 0600 whatever the umask, so other users could not read results."""
+    import pandas as pd
+
+    from sdm.data import frames
+    from sdm.evaluate import write_metrics
+
+    previous = os.umask(0o027)
+    try:
+        write_metrics(pd.DataFrame({"a": [1]}), tmp_path / "metrics.csv")
+        frames("shipped", "val", "clean", cache_dir=tmp_path / "cache")
+    finally:
+        os.umask(previous)
+    (cache,) = (tmp_path / "cache").iterdir()
+    for path in (tmp_path / "metrics.csv", cache):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o640, path
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "metrics.csv"]
+
+
+def test_a_malformed_deb_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
+    """Before: `invalid literal for int() with base 10` (Python's own .deb reader, used where
+    dpkg-deb is missing)."""
+    from sdm.medium import PACKAGES
+
+    monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))  # neither apt-get nor dpkg-deb
+    debs = tmp_path / "debs"
+    debs.mkdir()
+    for pkg in PACKAGES:
+        fields = [(b"debian-binary/", 16), (b"0", 12), (b"0", 6), (b"0", 6), (b"100644", 8)]
+        header = b"".join(v.ljust(n) for v, n in fields) + b"four".ljust(10) + b"`\n"
+        (debs / f"{pkg.name}_{pkg.version}_all.deb").write_bytes(b"!<arch>\n" + header)
+    out = tmp_path / "medium"
+    code = main(["data", "build-medium", "--out", str(out), "--debs", str(debs)])
+    line = _error(capsys, code, "data")
+    assert "_all.deb: malformed ar member header at byte 8" in line and "download it again" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["debs"]
+
+
+@pytest.mark.parametrize("bad", ["../outside.flac", "/etc/hostname"])
+def test_manifest_rows_leading_outside_the_corpus_are_refused(bad, tmp_path, monkeypatch, capsys):
+    """Before: followed, so a manifest could make training read any file on the machine."""
+    monkeypatch.setenv("SDM_STATE_DIR", str(tmp_path / "state"))
+    corpus = tmp_path / "state/data/medium"
+    corpus.mkdir(parents=True)
+    x = _utterance()
+    for name in ("outside", "medium/inside"):
+        sf.write(tmp_path / f"state/data/{name}.flac", x, SR)
+    with open(corpus / "manifest.csv", "w", newline="") as f:
+        rows = [["path", "split", "speaker"], ["inside.flac", "train", "a"], [bad, "test", "b"]]
+        csv.writer(f).writerows(rows)
+    args = ["train", "--variant", VARIANT, "--data", "medium", "--out", str(tmp_path / "r")]
+    line = _error(capsys, main(args), "train")
+    assert f"manifest.csv: path '{bad}' leads outside the corpus folder" in line
+    assert not (tmp_path / "r").exists() and not (tmp_path / "state/cache").exists()
+
+
+# --- every metric column pinned to the library --------------------------------------------------
+
+
+def test_every_metric_column_is_the_library_called_directly_on_a_real_pair():
+    """A shipped test utterance and a committed model's resynthesis of it: each column equals
+    pesq / pystoi called here, or the formula written here. Swapping two columns (say stoi and
+    estoi inside utterance_metrics) fails this test."""
+    import torch
+    from pesq import pesq
+    from pystoi import stoi
+
+    from sdm.audio import stft
+    from sdm.evaluate import evaluate_signal
+    from sdm.metrics import utterance_metrics
+    from sdm.runs import load_run
+
+    model = load_run(COMMITTED_RUN)
+    ref = _utterance()
+    (result,) = evaluate_signal(model, ref)  # PESQ in child processes: the CLI's path
+    est = result.estimate
+    nb = float(pesq(SR, ref, est, "nb"))
+    expected = {
+        "pesq_wb": float(pesq(SR, ref, est, "wb")),
+        "pesq_nb": nb,
+        # ITU-T P.862.1 inverted: raw = (4.6607 - ln((4.999 - MOS) / (MOS - 0.999))) / 1.4945
+        "pesq_raw_nb": (4.6607 - math.log((4.999 - nb) / (nb - 0.999))) / 1.4945,
+        "stoi": float(stoi(ref, est, SR, extended=False)),
+        "estoi": float(stoi(ref, est, SR, extended=True)),
+    }
+    assert abs(expected["stoi"] - expected["estoi"]) > 0.01  # the pair tells them apart
+    in_process = utterance_metrics(ref, est, SR)  # the evaluation tables' path
+    for name, value in expected.items():
+        assert result.metrics[name] == pytest.approx(value, rel=1e-12, abs=1e-12), name
+        assert in_process[name] == pytest.approx(value, rel=1e-12, abs=1e-12), name
+    power = torch.from_numpy(np.abs(stft(ref)) ** 2)
+    with torch.no_grad():
+        variance, code = model.reconstruct(power)
+    v = np.float64(variance[0].numpy())
+    a = np.float64(code[0].numpy())  # (frames, k): the SDM-VAE code
+    d = a.shape[1]
+    ratio = np.abs(a).sum(axis=1) / np.sqrt((a * a).sum(axis=1))
+    assert result.metrics["hoyer"] == pytest.approx(
+        np.mean((np.sqrt(d) - ratio) / (np.sqrt(d) - 1)), rel=1e-5
+    )
+    r = np.maximum(power.numpy().astype(np.float64), 1e-10) / np.maximum(v, 1e-10)
+    assert result.metrics["is_div"] == pytest.approx(np.mean((r - np.log(r) - 1).sum(1)), rel=1e-4)
