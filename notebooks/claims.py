@@ -14,34 +14,10 @@
 # %% [markdown]
 # # What reproduces
 #
-# The paper draws ten qualitative conclusions from its Table 1 (C1–C10 below). This page tests each
-# one on our data, over several training seeds, under both metric conventions:
-#
-# - **paper**: raw narrow-band PESQ and ESTOI, what the paper's official code computes;
-# - **ours**: wide-band PESQ (MOS-LQO) and STOI.
-#
-# Each claim becomes one or more paired differences between models (per test utterance and seed).
-# Its estimate comes with a 95% interval from a bootstrap over seeds and utterances; the verdict is
-# computed from the interval, never typed: **holds** when the interval lies on the claim's side of
-# its boundary, **fails** when it lies entirely on the other side, **inconclusive** otherwise.
-# "Not worse" claims use a margin (0.05 PESQ, 0.01 STOI). C10 (cost per training step) is judged
-# from the committed benchmark results.
-#
-# ## Why our results may differ from the paper's
-# - **Data.** The paper trains on TCD-TIMIT (about 8 hours, 39 speakers) and tests on 9 speakers.
-#   The shipped corpus has about 4 minutes of training speech from two voices and tests on six
-#   unseen voices, some in other languages. Models trained on so little speech reconstruct far worse
-#   (compare the oracle row of Table 1 with the models), and differences between models that need
-#   much data to appear may not appear at all.
-# - **Stopping rule.** An epoch of our corpus is about 110 optimizer steps, one of TCD-TIMIT about
-#   14,000. We validate every ~1,000 steps and stop after 20 validations without improvement, so
-#   patience spans a similar amount of training as in the paper; per-epoch patience would stop our
-#   models after a few minutes of training, while they are still improving.
-# - **Metrics.** The paper's "PESQ" is the raw narrow-band P.862 score and its "STOI" is ESTOI.
-#   Judging under both conventions shows whether a conclusion depends on that choice.
-# - **Implementation choices** (shuffled mini-batches, the best rather than the last weights, the
-#   posterior mean at test time) follow the paper's text, where its official code differs; see the
-#   page on conventions.
+# The paper draws ten conclusions from its Table 1 (C1–C10). Each becomes one or more paired
+# differences between models, estimated with a 95% interval over training seeds and test
+# utterances; the verdict is computed from the interval, never typed. The summary comes first;
+# each claim's figure and comparisons follow.
 
 # %% tags=["parameters"]
 seeds = [0, 1, 2, 3, 4]
@@ -50,51 +26,79 @@ preprocessing = "clean"
 profile = "default"
 label = ""
 
-# %%
+# %% tags=["hide-input"]
 import pandas as pd
-from IPython.display import Markdown, display
+from IPython.display import Markdown
 
-from sdm import book, claims, plotting
-from sdm import table1 as t1
+from sdm import book, bookdata, claims, glue, pagetables, plotting
+from sdm.lead import choose_lead
 
 run = book.pipeline_arguments(profile, seeds, data, preprocessing)
+own = claims.run_claims(**run)  # trains and evaluates what this corpus lacks; writes claims.csv
+lead = choose_lead(data, preprocessing, run["root"])
+reports = {data: own}
+for corpus in (lead.data, *lead.others):
+    if corpus not in reports and (
+        found := bookdata.read_corpus(corpus, preprocessing, run["root"])
+    ):
+        reports[corpus] = found.claims
+reports = {corpus: reports[corpus] for corpus in (lead.data, *lead.others) if corpus in reports}
 book.banner(label)
 
-# %%
-report = claims.run_claims(**run)
-noise = pd.read_csv(claims.claims_paths(data, preprocessing, run["root"])["noise"])
-Markdown(claims.to_markdown(report, noise, title=None))
+# %% tags=["remove-input"]
+Markdown(pagetables.claims_summary(reports))
 
 # %% [markdown]
-# The last table answers the paper's remark that its standard deviation is "in the order of 0.01
-# for PESQ, and 0.001 for STOI and the Hoyer score" without saying over what: our seed-to-seed
-# standard deviation of the test-set means beside the per-utterance standard error of one seed.
+# ✓ **holds**: the interval lies on the claim's side of its boundary; ✗ **fails**: it lies on the
+# other side; **? open**: it covers the boundary; **– not run**: a model the claim needs has no
+# evaluated run on that corpus. *Paper metrics*: raw narrow-band PESQ and ESTOI, what the paper's
+# official code computes; *usual metrics*: wide-band PESQ and STOI. A claim with several
+# comparisons holds when all hold and fails when any fails. How the intervals are computed is
+# at the end of the page.
 #
-# ## One figure per claim
-# Each comparison's estimate and 95% interval; green: holds, red: fails, grey: inconclusive; faded:
-# shown beside the claim but not counted (C7's undercomplete DCT k=32, which the paper excepts).
+# ## The claims one by one
+# Each figure shows every comparison of a claim with its estimate and 95% interval (green: holds,
+# red: fails, grey: open; faded: shown but not counted), the claim's boundary dashed; the table in
+# the drop-down gives the numbers.
 
-# %%
-for claim in claims.CLAIMS.values():
-    if claim.comparisons:
-        fig = plotting.claim_intervals(
-            report.comparisons, claim.id, f"{claim.id}: {claim.statement}"
-        )
-    else:
-        print(f"{claim.id} ({claim.statement}): see the table above (benchmark step-time ratio)")
+# %% tags=["remove-cell"]
+both = pd.concat(
+    [r.comparisons.assign(corpus=corpus) for corpus, r in reports.items()], ignore_index=True
+)
+for claim in claims.CLAIMS:
+    if pagetables.has_estimates(both, claim):
+        glue.figure(f"claim-{claim}", plotting.claim_intervals(both, claim))
+
+# %% tags=["remove-input"]
+Markdown(pagetables.claim_sections(both, claims.CLAIMS, {c: r.summary for c, r in reports.items()}))
 
 # %% [markdown]
-# ## On the medium corpus
-# The claims judged from the medium-corpus runs committed with the repository (one seed; only the
-# variants trained there — comparisons that need others are "inconclusive: missing runs").
-# With one seed an interval covers the spread over test utterances only, not over training runs:
-# on the shipped corpus, seed-to-seed variation (the noise table above) is several times wider
-# than one seed's utterance spread, so a "holds" here is a strong hint, not yet a verdict.
+# ## How the verdicts are computed
 
-# %%
-medium_runs = t1.collect_metrics(run["root"] / "medium" / preprocessing)
-if not medium_runs or data == "medium":
-    print("No medium-corpus results are committed yet." if not medium_runs else "(this is it)")
-else:
-    medium_report = claims.judge_claims(medium_runs)
-    display(Markdown(claims.to_markdown(medium_report, title=None)))
+# %% tags=["remove-input"]
+Markdown(claims.legend() + "\n\n" + pagetables.c10_estimator())
+
+# %% [markdown]
+# ## Why our results may differ from the paper's
+# - **Data.** The paper trains on TCD-TIMIT (about 8 hours, 39 speakers) and tests on 9 speakers.
+#   The shipped corpus has about 4 minutes of training speech from two voices and tests on six
+#   unseen voices, some in other languages; the medium corpus has 4.4 hours from five voices.
+#   Models trained on little speech reconstruct far worse (compare the oracle row of
+#   {doc}`table1` with the models), and differences that need much data may not appear at all.
+# - **Stopping rule.** We validate every ~1,000 optimiser steps and stop after 20 validations
+#   without improvement, so patience spans a similar amount of training as the paper's 20 epochs
+#   of TCD-TIMIT.
+# - **Metrics.** The paper's "PESQ" is the raw narrow-band P.862 score and its "STOI" is ESTOI;
+#   judging under both conventions shows whether a conclusion depends on that choice.
+# - **Implementation choices** (shuffled mini-batches, the best rather than the last weights, the
+#   posterior mean at test time) follow the paper's text where its official code differs; see
+#   {doc}`../differences`.
+#
+# ## Noise
+# The paper says its standard deviation is "in the order of 0.01 for PESQ, and 0.001 for STOI
+# and the Hoyer score" without saying over what. The drop-down sets our seed-to-seed standard
+# deviation of the test-set means beside the per-utterance standard error of one seed.
+
+# %% tags=["remove-input"]
+noise = pd.read_csv(claims.claims_paths(data, preprocessing, run["root"])["noise"])
+Markdown(pagetables.noise_dropdown(noise))

@@ -14,10 +14,11 @@
 # %% [markdown]
 # # How sparse are the codes?
 #
-# The Hoyer score of a vector $\mathbf v \in \mathbb R^d$ (eq. 12),
+# The Hoyer score of a vector $\mathbf v \in \mathbb R^d$,
 #
 # $$
 # H(\mathbf v) = \frac{\sqrt d - \lVert\mathbf v\rVert_1 / \lVert\mathbf v\rVert_2}{\sqrt d - 1},
+#   \tag{12}
 # $$
 #
 # is 0 when all entries are equal in magnitude and 1 when a single entry is non-zero. Table 1
@@ -33,62 +34,115 @@ preprocessing = "clean"
 profile = "default"
 label = ""
 
-# %%
-from sdm import analysis, book, plotting
+# %% tags=["hide-input"]
+from sdm import analysis, book, glue, plotting
+from sdm.display import variant_label
 from sdm.evaluate import load_test_set
+from sdm.variants import VARIANTS
 
 specs, root, models = analysis.trained_models(seeds[0], data, preprocessing, profile)
 book.banner(label)
 
 # %% [markdown]
 # ## Hoyer scores over test frames
-# One violin per model; the lines are the quartiles.
 
-# %%
+# %% tags=["remove-cell"]
 frames = analysis.frame_hoyer(models, data, preprocessing)
-fig = plotting.hoyer_distributions(frames)
+glue.figure("sparsity-hoyer", plotting.hoyer_distributions(frames))
 
-# %%
-frames.groupby("variant", sort=False)["hoyer"].describe()[["mean", "25%", "50%", "75%"]].round(3)
+# %% [markdown]
+# ```{glue:figure} sparsity-hoyer
+# :name: fig-sparsity-hoyer
+# :alt: Violin plots of the Hoyer score of every test frame's code, one per model, for m=32 and 64.
+#
+# The Hoyer score of each test frame's code, one violin per model (the line inside is the median),
+# at $m = 32$ (left) and $m = 64$ (right). Table 1 reports their means.
+# ```
+
+# %% tags=["remove-input"]
+quartiles = frames.groupby("variant", sort=False)["hoyer"].describe()[["mean", "25%", "50%", "75%"]]
+quartiles.rename(index=variant_label).round(3)
 
 # %% [markdown]
 # ## The codes of one test utterance
 # $|\text{code}|$ over time, one row per atom (SDM-VAE) or latent dimension. A sparse code lights up
 # a few rows per frame.
 
-# %%
+# %% tags=["remove-cell"]
 test = load_test_set(data, preprocessing)
 u = analysis.pick_utterance(data, preprocessing)
-print(
-    f"utterance: {test.names[u]} ({len(test.signals[u]) / 16000:.1f} s, speaker {test.speakers[u]})"
-)
 codes = {
     name: analysis.decode_utterance(model, test.specs[u], len(test.signals[u])).code
     for name, model in models.items()
 }
-fig = plotting.code_heatmaps({n: c for n, c in codes.items() if n.endswith("m64")})
+for m in (64, 32):
+    chosen = {n: c for n, c in codes.items() if VARIANTS[n].m == m}
+    glue.figure(f"sparsity-codes-m{m}", plotting.code_heatmaps(chosen))
 
-# %%
-fig = plotting.code_heatmaps({n: c for n, c in codes.items() if n.endswith("m32")})
+# %% tags=["remove-input"]
+print(f"utterance: {test.names[u]} ({len(test.signals[u]) / 16000:.1f} s, {test.speakers[u]})")
 
 # %% [markdown]
+# ```{glue:figure} sparsity-codes-m64
+# :name: fig-sparsity-codes-m64
+# :alt: Heatmaps of the absolute code over time for the seven models at m=64.
+#
+# $|\text{code}|$ of the utterance named above over time, seven models at $m = 64$, on one colour
+# scale (0 to the 99th percentile over all panels).
+# ```
+#
+# ```{glue:figure} sparsity-codes-m32
+# :name: fig-sparsity-codes-m32
+# :alt: Heatmaps of the absolute code over time for the seven models at m=32.
+#
+# The same at $m = 32$.
+# ```
+#
 # ## How many atoms carry the signal?
-# Mean $|\text{code}|$ per atom over the test split, sorted and scaled by the largest. A curve that
-# falls fast means a few atoms do most of the work.
 
-# %%
+# %% tags=["remove-cell"]
 activations = analysis.mean_activation(models, data, preprocessing)
-fig = plotting.atom_activation({n: a for n, a in activations.items() if n.endswith("m64")})
-
-# %%
-fig = plotting.atom_activation({n: a for n, a in activations.items() if n.endswith("m32")})
+for m in (64, 32):
+    chosen = {n: a for n, a in activations.items() if VARIANTS[n].m == m}
+    glue.figure(f"sparsity-atoms-m{m}", plotting.atom_activation(chosen))
 
 # %% [markdown]
+# ```{glue:figure} sparsity-atoms-m64
+# :name: fig-sparsity-atoms-m64
+# :alt: Mean absolute code per atom, sorted, for the seven models at m=64.
+#
+# Mean $|\text{code}|$ per atom over the test split, sorted and scaled by the largest, at
+# $m = 64$: a curve that falls fast means a few atoms do most of the work.
+# ```
+#
+# ```{glue:figure} sparsity-atoms-m32
+# :name: fig-sparsity-atoms-m32
+# :alt: Mean absolute code per atom, sorted, for the seven models at m=32.
+#
+# The same at $m = 32$.
+# ```
+#
 # ## γ over training
-# For every SDM-VAE variant, the mean and the median of $\gamma = \mu^2 + \sigma^2$ over validation
-# frames and atoms at each validation.
 
-# %%
+# %% tags=["remove-cell"]
 histories = {s.model.name: analysis.read_history(s, root) for s in specs if s.model.family == "sdm"}
-fig = plotting.learning_curves(histories, "gamma_mean", log_y=True)
-fig = plotting.learning_curves(histories, "gamma_median", log_y=True)
+glue.figure("sparsity-gamma-mean", plotting.learning_curves(histories, "gamma_mean", log_y=True))
+glue.figure(
+    "sparsity-gamma-median", plotting.learning_curves(histories, "gamma_median", log_y=True)
+)
+
+# %% [markdown]
+# ```{glue:figure} sparsity-gamma-mean
+# :name: fig-sparsity-gamma-mean
+# :alt: Mean of gamma over validation frames and atoms against epoch, one line per SDM-VAE variant.
+#
+# The mean of $\gamma = \mu^2 + \sigma^2$ over validation frames and atoms at each validation,
+# for every SDM-VAE variant.
+# ```
+#
+# ```{glue:figure} sparsity-gamma-median
+# :name: fig-sparsity-gamma-median
+# :alt: Median of gamma over validation frames and atoms against epoch, per SDM-VAE variant.
+#
+# Its median: a median far below the mean means most atoms are off for most frames.
+# ```

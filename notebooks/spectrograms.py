@@ -14,10 +14,18 @@
 # %% [markdown]
 # # Spectrograms and audio
 #
-# One test utterance, as every model hears it. Each model encodes the power spectrogram, decodes
-# the posterior mean, and the decoded power's square root is combined with the original phase and
-# inverted (the paper's analysis–resynthesis). The spectrograms are in dB on one colour scale; the
-# players below let you listen to the original and to every resynthesis.
+# One utterance of every test speaker, as four models hear it: the VAE, VSC with α = 0.5, and
+# SDM-VAE with the identity and with the DCT k = 64 dictionary, all at $m = 64$. Each model
+# encodes the power spectrogram, decodes the posterior mean, and the decoded power's square root
+# is combined with the original phase and inverted (the paper's analysis–resynthesis). Each
+# player sits under its spectrogram; the last card of each utterance shows where SDM-VAE DCT
+# k = 64 puts too much (red) or too little (blue) power.
+#
+# **Loudness.** A resynthesis is as loud as the decoder's estimate of the power, and models
+# trained on a few minutes of two voices misjudge the level of unseen voices by a few dB, in
+# either direction (the table at the end gives each one). The players therefore play every
+# resynthesis at the original's loudness (its RMS), so that you compare quality, not level.
+# The metrics do not depend on it: PESQ aligns levels itself and STOI is scale-invariant.
 
 # %% tags=["parameters"]
 seeds = [0]
@@ -26,43 +34,44 @@ preprocessing = "clean"
 profile = "default"
 label = ""
 
-# %%
-import numpy as np
-from IPython.display import HTML
+# %% tags=["hide-input"]
+import pandas as pd
+from IPython.display import Markdown
 
-from sdm import analysis, book, plotting
+from sdm import analysis, audiopage, book, glue
+from sdm.display import variant_label
 from sdm.evaluate import load_test_set
 
 _, _, models = analysis.trained_models(seeds[0], data, preprocessing, profile)
+shown = {name: models[name] for name in audiopage.AUDIO_VARIANTS if name in models}
 test = load_test_set(data, preprocessing)
-u = analysis.pick_utterance(data, preprocessing)
-original, spec = test.signals[u], test.specs[u]
-decoded = {name: analysis.decode_utterance(m, spec, len(original)) for name, m in models.items()}
-print(f"utterance: {test.names[u]} ({len(original) / 16000:.1f} s, speaker {test.speakers[u]})")
+chosen = audiopage.one_per_speaker(
+    test.names, test.speakers, [len(s) for s in test.signals], max_seconds=4.0
+)
 book.banner(label)
 
+# %% tags=["remove-cell"]
+levels, captions = {}, []
+for i, u in enumerate(chosen):
+    original, spec = test.signals[u], test.specs[u]
+    decoded = {n: analysis.decode_utterance(m, spec, len(original)) for n, m in shown.items()}
+    grid, levels[test.speakers[u]] = audiopage.utterance_grid(original, spec, decoded)
+    glue.html(f"audio-{i}", grid)
+    captions.append(
+        audiopage.figure_directive(
+            f"audio-{i}", test.speakers[u], test.names[u], len(original) / 16000
+        )
+    )
+
+# %% tags=["remove-input"]
+Markdown("\n".join(captions))
+
 # %% [markdown]
-# ## m = 32
+# ## Levels before matching
+# Each resynthesis's RMS level relative to the original's, in dB, before the players matched
+# them.
 
-# %%
-panels = {"original": np.abs(spec) ** 2}
-panels |= {n: d.variance for n, d in decoded.items() if n.endswith("m32")}
-fig = plotting.spectrograms(panels)
-
-# %% [markdown]
-# ## m = 64
-
-# %%
-panels = {"original": np.abs(spec) ** 2}
-panels |= {n: d.variance for n, d in decoded.items() if n.endswith("m64")}
-fig = plotting.spectrograms(panels)
-
-# %% [markdown]
-# ## Listen
-# Embedded as FLAC; every resynthesis uses the original phase, so differences are in the magnitude
-# only.
-
-# %%
-players = [analysis.audio_player(original, "original")]
-players += [analysis.audio_player(d.estimate, name) for name, d in decoded.items()]
-HTML('<div class="sdm-audio">' + "".join(players) + "</div>")
+# %% tags=["remove-input"]
+table = pd.DataFrame(levels).T.rename(columns=variant_label).round(1)
+table.index.name = "speaker"
+table

@@ -42,7 +42,7 @@ out = ""
 label = ""
 
 # %%
-from sdm import book, experiment, plotting, runs
+from sdm import book, display, experiment, glue, plotting, runs
 from sdm.analysis import read_history
 
 spec, root = book.train_parameters(
@@ -59,10 +59,11 @@ book.banner(label)
 # %%
 experiment.ensure_trained([spec], root, device=device, progress=False)
 result = runs.read_config(run_dir)["result"]
-print(f"{spec.model.name}, seed {seed}: {run_dir}")
+history = read_history(spec, root)
+print(f"{spec.model.name}, seed {seed}: {book.shown_path(run_dir)}")
 print(
     f"best epoch {result['best_epoch']} of {result['epochs_run']} "
-    f"(validated every {result['val_interval_epochs']} epochs; "
+    f"({len(history)} validations, one every {result['val_interval_epochs']} epochs; "
     f"{'stopped early' if result['stopped_early'] else 'reached max_epochs'}), "
     f"{result['elapsed_s']:.0f} s of training"
 )
@@ -74,24 +75,42 @@ print(
 # posterior mean, so it is deterministic; the dashed line marks the best validation, whose weights
 # are the ones kept.
 
-# %%
-history = read_history(spec, root)
-fig = plotting.history_panels(
-    history,
-    ["train_loss", "val_loss", "val_recon", "val_kl", "val_hoyer"],
-    mark_epoch=result["best_epoch"],
-)
+# %% tags=["remove-output"]
+columns = ["train_loss", "val_loss", "val_recon", "val_kl", "val_hoyer"]
+glue.figure("train-curves", plotting.history_panels(history, columns, result["best_epoch"]))
+
+# %% [markdown]
+# ```{glue:figure} train-curves
+# :name: fig-train-curves
+# :alt: Training and validation losses, KL and Hoyer score against epoch for the trained model.
+#
+# Learning curves of the model trained on this page, one point per validation (their number is
+# printed above; the training loss is averaged over the epochs since the previous validation).
+# The dashed line is the best validation, whose weights are kept.
+# ```
 
 # %% [markdown]
 # ## γ over training (SDM-VAE)
 # The prior variances $\gamma = \mu^2 + \sigma^2$, averaged over validation frames and atoms, and
 # their median: a median well below the mean means most atoms are switched off for most frames.
 
+# %% tags=["remove-output"]
+gamma_columns = [c for c in ("gamma_mean", "gamma_median") if c in history]
+gamma_figure = plotting.history_panels(history, gamma_columns or ["val_kl"], log_y=True)
+glue.figure("train-gamma", gamma_figure)
+
 # %%
-if "gamma_mean" in history:
-    fig = plotting.history_panels(history, ["gamma_mean", "gamma_median"], log_y=True)
-else:
-    print(f"{spec.model.name} has no γ (it is not an SDM-VAE)")
+if not gamma_columns:
+    print(f"{display.variant_label(spec.model)} has no γ (it is not an SDM-VAE): its KL is shown.")
+
+# %% [markdown]
+# ```{glue:figure} train-gamma
+# :name: fig-train-gamma
+# :alt: Mean and median of the prior variances gamma over validation frames against epoch.
+#
+# The prior variances $\gamma = \mu^2 + \sigma^2$ at each validation, mean and median over
+# validation frames and atoms (log scale); for a model without γ, its validation KL.
+# ```
 
 # %% [markdown]
 # ## Test metrics
@@ -102,4 +121,4 @@ else:
 # %%
 (metrics,) = experiment.ensure_evaluated([spec], root, progress=False).values()
 summary = metrics.drop(columns=["utterance", "speaker", "failures"]).agg(["mean", "sem"]).T
-summary.round(3)
+summary.rename(index=display.metric_label).round(3)

@@ -15,13 +15,23 @@ from pathlib import Path
 from typing import Any
 
 from sdm.config import QUICK, TrainConfig
+from sdm.nbclean import scrub_file
 from sdm.runs import QUICK_ROOT, RESULTS_ROOT
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BOOK_DIR = REPO_ROOT / "book"
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 BUILD_ROOT = REPO_ROOT / ".build"
-NOTEBOOKS = ("derive_gamma", "train", "table1", "sparsity", "spectrograms", "claims")
+NOTEBOOKS = (
+    "derive_gamma",
+    "train",
+    "table1",
+    "sparsity",
+    "spectrograms",
+    "claims",
+    "performance",
+    "index",
+)
 """Executed in this order: later notebooks read what earlier ones trained and evaluated."""
 
 
@@ -49,17 +59,17 @@ class Profile:
     def notebook_parameters(self, name: str) -> dict[str, Any]:
         """Papermill parameters for one notebook under this profile."""
         common = {"data": self.data, "profile": self.name, "label": self.label}
-        if name == "derive_gamma":
+        if name in ("derive_gamma", "performance"):
             return {"label": self.label}
         if name == "train":
             return {
                 "data": self.data,
                 "max_epochs": self.train.max_epochs,
                 "patience": self.train.patience,
-                "out": str(self.results),
+                "out": shown_path(self.results),  # relative: no machine path on the page
                 "label": self.label,
             }
-        if name in ("claims", "table1"):  # pages of evaluated results: every committed seed
+        if name in ("claims", "table1", "index"):  # evaluated results: every committed seed
             return common | {"seeds": list(self.claim_seeds)}
         return common | {"seeds": list(self.seeds)}
 
@@ -110,6 +120,7 @@ def _prepare_source(profile: Profile) -> None:
     src.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(REPO_ROOT / "_config.yml", src / "_config.yml")  # a copy, not the symlink
     shutil.copyfile(BOOK_DIR / "_toc.yml", src / "_toc.yml")
+    shutil.copytree(BOOK_DIR / "_static", src / "_static", dirs_exist_ok=True)
     shutil.copyfile(REPO_ROOT / "CITATION.cff", src.parent / "CITATION.cff")  # cite.md includes it
     banner = f"```{{warning}}\n{profile.label}\n```\n\n"
     for page in BOOK_DIR.glob("*.md"):
@@ -158,6 +169,7 @@ def execute(profile: Profile | str = "default", notebooks: tuple[str, ...] = NOT
             progress_bar=False,
         )
         _fold_parameter_cells(tmp)
+        scrub_file(tmp)  # no timestamps, durations or paths: re-rendering leaves git clean
         tmp.replace(out)
     return profile.source
 
@@ -197,6 +209,20 @@ def banner(label: str) -> Any:
     )
 
 
+TRAIN_DEFAULTS = {"k": 64, "alpha": 0.5}
+"""The train notebook's defaults of parameters some families ignore (a test keeps them equal)."""
+
+
+def shown_path(path: str | Path) -> str:
+    """A path as a page may show it: relative to the repository when inside it (papermill runs the
+    notebooks there), else as given."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
 def train_parameters(
     model: str,
     m: int,
@@ -222,8 +248,10 @@ def train_parameters(
     from sdm.variants import variant_from_parameters
 
     unused = {"vae": ("k", "alpha"), "vsc": ("k",), "sdm": ("alpha",)}.get(model, ())
-    for name in unused:
-        print(f"note: parameter {name!r} is not used by model {model!r}; ignored")
+    given = {"k": k, "alpha": alpha}
+    for name in unused:  # only what the user set: the notebook's defaults are not a choice
+        if given[name] != TRAIN_DEFAULTS[name]:
+            print(f"note: parameter {name!r} is not used by model {model!r}; ignored")
     check_seed(seed)
     if not isinstance(k, int) or k < 0:
         raise ValueError(

@@ -116,9 +116,15 @@ def _is_redirect(path: Path) -> bool:
 
 
 def book_pages(html_dir: Path) -> list[Path]:
-    """Every page a reader can reach: the HTML files of the build, less indices and redirects."""
+    """Every page a reader can reach: the documents of this build (its search index lists them;
+    stale files of earlier builds are left out), less indices and redirects."""
+    index = html_dir / "searchindex.js"
+    if index.is_file() and (m := re.search(r'"docnames":\s*(\[[^\]]*\])', index.read_text())):
+        candidates = [html_dir / f"{name}.html" for name in json.loads(m.group(1))]
+    else:
+        candidates = list(html_dir.rglob("*.html"))
     pages = []
-    for path in sorted(html_dir.rglob("*.html")):
+    for path in sorted(candidates):
         rel = path.relative_to(html_dir)
         if rel.parts[0].startswith("_") or rel.name in SKIP or _is_redirect(path):
             continue
@@ -257,7 +263,7 @@ def check_page(
         shot = shots / label / (rel.replace("/", "_").removesuffix(".html") + ".png")
         shot.parent.mkdir(parents=True, exist_ok=True)
         result.screenshots = _screenshot(browser, session, report["height"], shot)
-        if rel in ("intro.html", "index.html"):  # what a reader sees first, one screen
+        if rel.endswith("index.html"):  # the landing page: what a reader sees first, one screen
             first = shot.with_name(shot.stem + "-first-screen.png")
             data = browser.send("Page.captureScreenshot", {"format": "png"}, session)["data"]
             first.write_bytes(base64.b64decode(data))
