@@ -134,10 +134,15 @@ def _fold_parameter_cells(path: Path) -> None:
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
+    # a page whose parameters cell is removed (the landing page) loses the injected one too
+    hide = "hide-input"
+    for cell in nb.cells:
+        if "parameters" in cell.metadata.get("tags", []) and "remove-cell" in cell.metadata.tags:
+            hide = "remove-cell"
     for cell in nb.cells:
         tags = cell.metadata.get("tags", [])
-        if {"parameters", "injected-parameters"} & set(tags) and "hide-input" not in tags:
-            cell.metadata["tags"] = [*tags, "hide-input"]
+        if {"parameters", "injected-parameters"} & set(tags) and hide not in tags:
+            cell.metadata["tags"] = [*tags, hide]
     nbformat.write(nb, path)
 
 

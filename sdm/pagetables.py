@@ -8,6 +8,7 @@ claims.md) are written elsewhere and keep every column.
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -43,12 +44,8 @@ def _cell(row: Any, key: str, decimals: int, paper: bool) -> str:
     if not math.isfinite(value):
         text = DASH
     else:
-        half = interval(row, key)
-        text = (
-            f"{value:.{decimals}f}&nbsp;±&nbsp;{half:.{decimals}f}"
-            if half
-            else f"{value:.{decimals}f}"
-        )
+        half = interval(row, key) if row.name != "oracle" else 0.0  # one fixed resynthesis
+        text = f"{value:.{decimals}f}" + (f"&thinsp;±&thinsp;{half:.{decimals}f}" if half else "")
     if paper:
         text += f"<br><span class='sdm-paper'>({number(row[f'{key}_paper'], 2)})</span>"
     return text
@@ -56,7 +53,9 @@ def _cell(row: Any, key: str, decimals: int, paper: bool) -> str:
 
 def _table(table: Any, metrics: Sequence[str], caption: str, name: str, paper: bool) -> list[str]:
     header = ["model"] + [
-        f"{metric_label(metric, short=True)}<br>m={m}" for m in LATENT_SIZES for metric in metrics
+        f"{metric_label(metric, short=True).replace(' ', '<br>')}<br>m={m}"
+        for m in LATENT_SIZES
+        for metric in metrics
     ]
     lines = [
         f"```{{table}} {caption}",
@@ -232,15 +231,14 @@ def convention_legend() -> str:
 
 
 def answer_sentence(main: Any, lead: Any) -> str:
-    """The answer so far in two sentences: how many claims hold on the lead corpus, and on what."""
+    """The answer so far in one sentence: how many claims hold on the lead corpus, and on what."""
     paper, usual = verdict_counts(main.claims, "paper"), verdict_counts(main.claims, "ours")
     return (
-        f"**The answer so far** ({corpus_label(main.data)}: {main.n_runs} trained models, "
-        f"{seeds_text(main.table)} of each of the 14, {main.n_utterances} test utterances; "
-        f"verdicts from 95% intervals): of the paper's {len(CLAIMS)} claims, "
-        f"{paper['holds']} hold, {paper['fails']} fail and {paper['open']} are open under its own "
-        f"metrics; {usual['holds']} hold, {usual['fails']} fail and {usual['open']} are open "
-        "under the usual ones."
+        f"**The answer so far** ({corpus_label(main.data).split(' (')[0]}, 14 models × "
+        f"{seeds_text(main.table)}, {main.n_utterances} test utterances): {paper['holds']} of "
+        f"the paper's {len(CLAIMS)} claims hold, {paper['fails']} fail and {paper['open']} are "
+        f"open under its metrics; {usual['holds']}, {usual['fails']} and {usual['open']} under "
+        "the usual ones."
     )
 
 
@@ -352,4 +350,34 @@ def noise_dropdown(noise: Any) -> str:
             ]
         )
         + "\n"
+    )
+
+
+_MARK_ONLY = {"holds": "✓", "fails": "✗"}
+
+
+def scoreboard(report: Any, statements: Mapping[str, str] = CLAIMS) -> str:
+    """The verdicts at a glance: one row per metric convention, one column per claim (✓ holds,
+    ✗ fails, ? open, – not run), each claim's header linked to its section."""
+    head = ["metrics"] + [f"{{ref}}`{cid} <claim-{cid.lower()}>`" for cid in statements]
+    lines = ["| " + " | ".join(head) + " |", "|:---|" + ":---:|" * len(statements)]
+    for conv, name in (("paper", "paper metrics"), ("ours", "usual metrics")):
+        cells = [name]
+        for cid in statements:
+            rows = report.summary[
+                (report.summary["claim"] == cid) & report.summary["convention"].isin([conv, "any"])
+            ]
+            verdict = rows["verdict"].iloc[0] if len(rows) else None
+            mark = _MARK_ONLY.get(verdict, "–" if "missing" in str(verdict) else "?")
+            kind = verdict if verdict in _MARK_ONLY else "inconclusive"
+            title = html.escape(statements[cid], quote=True)
+            cells.append(f'<span class="sdm-{kind}" title="{title}">{mark}</span>')
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def claim_list(statements: Mapping[str, str] = CLAIMS) -> str:
+    """The claims in words, each linked to its section: 'C1 the VAE's PESQ …'."""
+    return " · ".join(
+        f"{{ref}}`{cid} <claim-{cid.lower()}>` {text}" for cid, text in statements.items()
     )

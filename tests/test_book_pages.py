@@ -52,7 +52,7 @@ def test_table1_is_two_numbered_tables_of_at_most_12_columns_with_the_test_set_s
     assert "3 seeds" in text
     # "ours ± interval (paper)": the paper's VAE m=32 PESQ is 3.29
     assert re.search(
-        r"\| VAE \| \d\.\d\d&nbsp;±&nbsp;\d\.\d\d<br><span class='sdm-paper'>\(3\.29\)", text
+        r"\| VAE \| \d\.\d\d&thinsp;±&thinsp;\d\.\d\d<br><span class='sdm-paper'>\(3\.29\)", text
     )
     assert "pesq_raw_nb" not in text and "vae-m32" not in text
 
