@@ -49,6 +49,16 @@ book.banner(label)
 Markdown(pagetables.claims_summary(reports))
 
 # %% [markdown]
+# The clearest results on speech quality (the comparisons whose interval lies furthest on the
+# claim's side of its boundary):
+
+# %% tags=["remove-input"]
+both = pd.concat(
+    [r.comparisons.assign(corpus=corpus) for corpus, r in reports.items()], ignore_index=True
+)
+Markdown(pagetables.highlights(both))
+
+# %% [markdown]
 # ✓ **holds**: the interval lies on the claim's side of its boundary; ✗ **fails**: it lies on the
 # other side; **? open**: it covers the boundary; **– not run**: a model the claim needs has no
 # evaluated run on that corpus. *Paper metrics*: raw narrow-band PESQ and ESTOI, what the paper's
@@ -62,9 +72,6 @@ Markdown(pagetables.claims_summary(reports))
 # the drop-down gives the numbers.
 
 # %% tags=["remove-cell"]
-both = pd.concat(
-    [r.comparisons.assign(corpus=corpus) for corpus, r in reports.items()], ignore_index=True
-)
 for claim in claims.CLAIMS:
     if pagetables.has_estimates(both, claim):
         glue.figure(f"claim-{claim}", plotting.claim_intervals(both, claim))

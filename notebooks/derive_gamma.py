@@ -34,6 +34,7 @@ label = ""
 # %% tags=["hide-input"]
 import numpy as np
 import sympy as sp
+from IPython.display import Math
 
 from sdm import analysis, book, derivation, glue, plotting
 
@@ -77,11 +78,16 @@ d_kl = sp.simplify(sp.diff(kl, gamma))
 solution = sp.solve(sp.Eq(d_kl, 0), gamma)
 second = sp.simplify(sp.diff(kl, gamma, 2).subs(gamma, solution[0]))
 assert solution == [mu**2 + sigma2]
-d_kl, solution, second
+Math(
+    rf"\frac{{\partial\,\mathrm{{KL}}}}{{\partial\gamma}} = {sp.latex(d_kl)}, \qquad "
+    rf"\gamma^\star = {sp.latex(solution[0])}, \qquad "
+    rf"\frac{{\partial^2\mathrm{{KL}}}}{{\partial\gamma^2}}\Big|_{{\gamma^\star}}"
+    rf" = {sp.latex(second)}"
+)
 
 # %% [markdown]
-# The three outputs: the derivative, its only root, and the second derivative there (positive:
-# a minimum).
+# The derivative, its only root, and the second derivative there (positive: a minimum), as sympy
+# computes them.
 #
 # ## Step 3: the closed form
 #
@@ -138,7 +144,11 @@ substituted = sp.simplify(kl.subs(gamma, mu**2 + sigma2))
 assert sp.simplify(substituted - sp.log(1 + mu**2 / sigma2) / 2) == 0
 frozen = sp.diff(kl, mu).subs(gamma, mu**2 + sigma2)  # γ frozen, then its value plugged in
 assert sp.simplify(frozen - sp.diff(substituted, mu)) == 0
-substituted, sp.simplify(frozen)
+Math(
+    rf"\mathrm{{KL}}(\gamma^\star) = {sp.latex(substituted)}, \qquad "
+    rf"\frac{{\partial\,\mathrm{{KL}}}}{{\partial\mu}}\Big|_{{\gamma = \gamma^\star}}"
+    rf" = {sp.latex(sp.simplify(frozen))}"
+)
 
 # %% [markdown]
 # Symbolically: the substituted KL, and the $\mu$-gradient with $\gamma$ frozen. Numerically, in
@@ -148,10 +158,9 @@ substituted, sp.simplify(frozen)
 
 # %%
 gaps = derivation.envelope_gradients(n=1000, seed=seed)
-print(
-    f"largest gap over 1000 points: ∂/∂μ {gaps['mu_abs']:.1e}, "
-    f"∂/∂log σ² {gaps['logvar_abs']:.1e} (float64 rounding is about 1e-16)"
-)
+print(f"largest gap over 1000 points, ∂/∂μ:     {gaps['mu_abs']:.1e}")
+print(f"largest gap over 1000 points, ∂/∂log σ²: {gaps['logvar_abs']:.1e}")
+print("(float64 rounding: about 1e-16)")
 
 # %% [markdown]
 # ## Why a log penalty makes codes sparse
@@ -171,11 +180,10 @@ print(
 # %% tags=["remove-input"]
 sigma2_value, energy = 0.1, 4.0
 cross = derivation.log_outgrows_l1_until(sigma2_value, energy)
-print(
-    f"With σ² = {sigma2_value}, E = {energy}: the log penalty grows faster than ℓ1 up to "
-    f"n = {cross} atoms (E/n = {energy / cross:.3f}), and tends to "
-    f"E/(2σ²) = {derivation.log_penalty_limit(sigma2_value, energy):g} as n grows."
-)
+print(f"σ² = {sigma2_value}, E = {energy}:")
+print(f"the log penalty grows faster than ℓ1 up to n = {cross} atoms (E/n = {energy / cross:.3f});")
+limit = derivation.log_penalty_limit(sigma2_value, energy)
+print(f"as n grows it tends to E/(2σ²) = {limit:g}, the standard-normal value.")
 
 # %% tags=["remove-cell"]
 glue.figure("penalties", plotting.sparsity_penalties(sigma2=sigma2_value, energy=energy))
@@ -183,8 +191,7 @@ glue.figure("penalties", plotting.sparsity_penalties(sigma2=sigma2_value, energy
 # %% [markdown]
 # ```{glue:figure} penalties
 # :name: fig-penalties
-# :alt: Left, penalty of one atom against its value for the log, l1 and quadratic penalties.
-#   Right, total penalty of a fixed energy spread over n atoms, relative to one atom.
+# :alt: Penalty of one atom for three priors, and the total penalty of energy spread over n atoms.
 #
 # Left: the penalty of one atom against its posterior mean $\mu$ ($\sigma^2 = 0.1$): SDM-VAE's
 # $\tfrac12\log(1+\mu^2/\sigma^2)$, an $\ell_1$ (Laplace) penalty and the plain VAE's quadratic,

@@ -51,8 +51,7 @@ glue.figure("landing-quality", plotting.quality_vs_sparsity(main.table, "pesq_ra
 # %% [markdown]
 # ```{glue:figure} landing-quality
 # :name: fig-landing-quality
-# :alt: Raw narrow-band PESQ against the Hoyer score for the 14 models, ours with 95% intervals
-#   and the paper's values as hollow markers.
+# :alt: Raw narrow-band PESQ against the Hoyer score for the 14 models, ours and the paper's.
 #
 # Quality against sparsity on the lead corpus: raw narrow-band PESQ (the paper's "PESQ") against
 # the Hoyer score, ours (filled, 95% intervals) and the paper's (hollow). SDM-VAE (oranges) should

@@ -62,11 +62,11 @@ result = runs.read_config(run_dir)["result"]
 history = read_history(spec, root)
 print(f"{spec.model.name}, seed {seed}: {book.shown_path(run_dir)}")
 print(
-    f"best epoch {result['best_epoch']} of {result['epochs_run']} "
-    f"({len(history)} validations, one every {result['val_interval_epochs']} epochs; "
-    f"{'stopped early' if result['stopped_early'] else 'reached max_epochs'}), "
+    f"best epoch {result['best_epoch']} of {result['epochs_run']}, "
+    f"{'stopped early' if result['stopped_early'] else 'reached max_epochs'}, "
     f"{result['elapsed_s']:.0f} s of training"
 )
+print(f"{len(history)} validations, one every {result['val_interval_epochs']} epochs")
 
 # %% [markdown]
 # ## Learning curves

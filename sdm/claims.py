@@ -152,7 +152,12 @@ def bootstrap(
     x0, w = np.where(keep, x, 0.0), keep.astype(float)
     ws, wu = _draws(s, u, n_resamples, rng_seed)
     all_s = np.ones((n_resamples, s))
-    drawn = (x0.reshape(-1, u) @ wu.T).reshape(len(x0), s, -1), w @ wu.T  # (V, S, B), (S, B)
+    # sums over the drawn utterances in numpy's own loops, not BLAS: a BLAS kernel picked at run
+    # time for the CPU may add in another order, and the claims CSVs would change in the last digit
+    drawn = (
+        np.einsum("nu,bu->nb", x0.reshape(-1, u), wu, optimize=False).reshape(len(x0), s, -1),
+        np.einsum("su,bu->sb", w, wu, optimize=False),
+    )  # (V, S, B), (S, B)
     every = x0.sum(-1, keepdims=True), w.sum(-1, keepdims=True)  # each utterance once
     point = float(statistic(_means(*every, all_s[:1]))[0])
     reps = statistic(_means(*drawn, ws))

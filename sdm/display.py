@@ -43,7 +43,7 @@ HISTORY = MappingProxyType(
     {
         "train_loss": "training loss",
         "val_loss": "validation loss",
-        "val_recon": "validation reconstruction (IS)",
+        "val_recon": "validation IS term",
         "val_kl": "validation KL",
         "val_hoyer": "validation Hoyer score",
         "gamma_mean": "mean of γ",

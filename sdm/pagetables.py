@@ -381,3 +381,34 @@ def claim_list(statements: Mapping[str, str] = CLAIMS) -> str:
     return " · ".join(
         f"{{ref}}`{cid} <claim-{cid.lower()}>` {text}" for cid, text in statements.items()
     )
+
+
+QUALITY_METRICS = ("pesq_raw_nb", "pesq_wb", "estoi", "stoi")
+
+
+def highlights(comparisons: Any, n: int = 3) -> str:
+    """The clearest quality results per corpus: the counted comparisons on a quality metric
+    whose interval lies furthest on the claim's side of its boundary, as a short list."""
+    if "corpus" not in comparisons:
+        comparisons = comparisons.assign(corpus="")
+    rows = comparisons[
+        (comparisons["verdict"] == "holds")
+        & comparisons["metric"].isin(QUALITY_METRICS)
+        & comparisons["counted"].astype(bool)
+        & ((comparisons["ci_low"] > 0) | (comparisons["ci_high"] < 0))  # a difference, not a tie
+    ].copy()
+    if rows.empty:
+        return "No comparison of speech quality holds yet on any corpus.\n"
+    greater = rows["side"] == ">"
+    rows["margin"] = (rows["ci_low"] - rows["boundary"]).where(
+        greater, rows["boundary"] - rows["ci_high"]
+    )
+    lines = []
+    for corpus, group in rows.groupby("corpus", sort=False):
+        for _, r in group.sort_values("margin", ascending=False).head(n).iterrows():
+            lines.append(
+                f"- {corpus + ' corpus, ' if corpus else ''}{{ref}}`{r['claim']} "
+                f"<claim-{str(r['claim']).lower()}>`: {replace_ids(str(r['comparison']))}, "
+                f"{metric_label(str(r['metric']), short=True)} {_interval_text(r)}"
+            )
+    return "\n".join(lines) + "\n"

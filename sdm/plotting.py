@@ -101,7 +101,7 @@ def sparsity_penalties(sigma2: float = 0.1, energy: float = 4.0, max_atoms: int 
         ax.plot(mu, scale * mu**2, ls=":", label="standard normal (ℓ2)")
         ax.set(xlabel="code value μ", ylabel="penalty (nats)", ylim=(0, 3))
         ax.set_title(f"Penalty of one atom, σ² = {sigma2:g}")
-        ax.legend(frameon=False, loc="upper center")
+        ax.legend(frameon=False, loc="lower right")
         n = np.unique(np.round(np.geomspace(1, max_atoms, 200)).astype(int))
         for (label, c), ls in zip(total_penalties(n, sigma2, energy).items(), ("-", "--", ":")):
             bx.plot(n, c / c[0], ls=ls, lw=2 if ls == "-" else 1.5, label=label)

@@ -159,3 +159,38 @@ def test_committed_notebooks_are_clean_and_small(path: Path) -> None:
     assert '"papermill"' not in text and "iopub.execute_input" not in text, path.name
     assert str(book.REPO_ROOT) not in text, f"{path.name} holds a machine path"
     assert path.stat().st_size < 5_500_000, f"{path.name}: {path.stat().st_size / 1e6:.1f} MB"
+
+
+def test_performance_page_takes_a_medium_benchmark_file_when_there_is_one(tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    for path in perfpage.BENCHMARK_DIR.glob("*.json"):
+        shutil.copy(path, tmp_path / path.name)
+    medium = {
+        "machine": "cpu-2core",
+        "data": "medium",
+        "device": "cpu",
+        "cpu": "AMD EPYC",
+        "gpu": None,
+        "torch": "2.13.0+cpu",
+        "threads": 1,
+        "date": "2026-12-02T00:00:00+00:00",
+        "command": ".venv/bin/python benchmarks/train_speed.py --data medium",
+        "train_frames": 696000,
+        "batch_size": 128,
+        "load_average_start": 0.1,
+        "load_average_end": 0.2,
+        "busy_at_start": False,
+        "peak_gflops": 150.0,
+        "ours": {"variant_frames_per_s": 80000.0, "workers": 2, "train_s": 120.0},
+        "epoch_s": 120.0,
+        "fraction_of_peak": {"ours": 0.42},
+    }
+    (tmp_path / "cpu-2core-medium.json").write_text(json.dumps(medium))
+    found = perfpage.load_benchmarks(tmp_path)
+    assert "cpu-2core-medium" in found
+    table = perfpage.training_table(found["cpu-2core-medium"])
+    assert "80,000 variant-frames/s" in table and "42.0%" in table and "120 s" in table
+    assert "medium corpus" in perfpage.setting(found["cpu-2core-medium"], "cpu-2core-medium")
+    assert perfpage.c10_rows(found["cpu-2core-medium"]) == []
