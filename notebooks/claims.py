@@ -33,6 +33,8 @@ from IPython.display import Markdown
 from sdm import book, bookdata, claims, glue, pagetables, plotting
 from sdm.lead import choose_lead
 
+book.quiet_logs()
+
 run = book.pipeline_arguments(profile, seeds, data, preprocessing)
 own = claims.run_claims(**run)  # trains and evaluates what this corpus lacks; writes claims.csv
 lead = choose_lead(data, preprocessing, run["root"])

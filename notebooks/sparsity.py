@@ -40,6 +40,8 @@ from sdm.display import variant_label
 from sdm.evaluate import load_test_set
 from sdm.variants import VARIANTS
 
+book.quiet_logs()
+
 specs, root, models = analysis.trained_models(seeds[0], data, preprocessing, profile)
 book.banner(label)
 

@@ -42,6 +42,8 @@ from sdm import analysis, audiopage, book, glue
 from sdm.display import variant_label
 from sdm.evaluate import load_test_set
 
+book.quiet_logs()
+
 _, _, models = analysis.trained_models(seeds[0], data, preprocessing, profile)
 shown = {name: models[name] for name in audiopage.AUDIO_VARIANTS if name in models}
 test = load_test_set(data, preprocessing)

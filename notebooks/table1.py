@@ -46,6 +46,8 @@ from IPython.display import Markdown
 from sdm import book, bookdata, glue, pagetables, plotting, report
 from sdm.lead import choose_lead
 
+book.quiet_logs()
+
 run = book.pipeline_arguments(profile, seeds, data, preprocessing)
 report.table1(**run)  # trains and evaluates what this profile's corpus lacks; writes table1.csv
 lead = choose_lead(data, preprocessing, run["root"])

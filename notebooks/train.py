@@ -45,6 +45,8 @@ label = ""
 from sdm import book, display, experiment, glue, plotting, runs
 from sdm.analysis import read_history
 
+book.quiet_logs()
+
 spec, root = book.train_parameters(
     model, m, k, alpha, seed, data, preprocessing, max_epochs, patience, out, device
 )

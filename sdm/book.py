@@ -271,3 +271,14 @@ def train_parameters(
     (spec,) = make_specs([variant], [seed], data, preprocessing, train)
     root = Path(out) if out else RESULTS_ROOT
     return spec, root
+
+
+def quiet_logs() -> None:
+    """Keep the package's log records (reusing, resuming, starting a training) out of a page's
+    output: the page reports what a reader needs itself, and a record may name a machine path."""
+    import logging
+
+    logger = logging.getLogger("sdm")
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        logger.addHandler(logging.NullHandler())
+    logger.propagate = False
