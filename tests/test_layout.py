@@ -35,7 +35,8 @@ def test_book_config_is_a_relative_symlink_to_the_top_level_config():
 
 def test_book_toc_root_page_exists():
     toc = yaml.safe_load((ROOT / "book" / "_toc.yml").read_text())
-    assert (ROOT / "book" / f"{toc['root']}.md").is_file()
+    root = ROOT / "book" / toc["root"]
+    assert any(root.with_suffix(ext).is_file() for ext in (".md", ".ipynb")), root
 
 
 def test_every_requirement_is_pinned_exactly():
