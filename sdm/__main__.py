@@ -40,6 +40,40 @@ def _workers(text: str) -> int | str:
     return value
 
 
+SLURM_OPTIONS = {  # option -> JobSpec field, for --launcher slurm only
+    "jobs": "jobs",
+    "partition": "partition",
+    "time": "time",
+    "cpus_per_job": "cpus",
+    "gpus_per_job": "gpus",
+    "mem": "mem",
+    "account": "account",
+    "slurm_config": None,
+    "no_wait": None,
+}
+
+
+def _launcher(args: argparse.Namespace):
+    """None (train here) or a cluster launcher; SLURM options without --launcher slurm are an
+    error rather than silently ignored."""
+    given = [k for k in SLURM_OPTIONS if getattr(args, k) not in (None, False)]
+    if args.launcher == "local":
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise ValueError(f"{flag} is an option of --launcher slurm (the launcher is local)")
+        return None
+    if args.workers != "auto":
+        raise ValueError(
+            "--workers is for --launcher local; with slurm, --jobs and --cpus-per-job decide"
+        )
+    from sdm.cluster import Launcher
+    from sdm.jobspec import job_spec
+
+    options = {field: getattr(args, k) for k, field in SLURM_OPTIONS.items() if field}
+    spec = job_spec(args.slurm_config, **options)
+    return Launcher(spec, wait=not args.no_wait, progress=not args.quiet)
+
+
 def _root(args: argparse.Namespace) -> Path:
     from sdm.runs import QUICK_ROOT, RESULTS_ROOT
 
@@ -66,7 +100,13 @@ def cmd_train(args: argparse.Namespace) -> None:
     variants = [get_variant(v) for v in args.variant]
     specs = make_specs(variants, args.seed, args.data, args.preprocessing, _train_config(args))
     trained = ensure_trained(
-        specs, _root(args), args.device, args.overwrite, not args.quiet, workers=args.workers
+        specs,
+        _root(args),
+        args.device,
+        args.overwrite,
+        not args.quiet,
+        workers=args.workers,
+        launcher=_launcher(args),
     )
     for run_dir in trained:
         result = read_config(run_dir)["result"]
@@ -105,6 +145,7 @@ def _pipeline_arguments(args: argparse.Namespace) -> dict:
         "progress": not args.quiet,
         "workers": args.workers,
         "variants": args.variant,
+        "launcher": _launcher(args),
     }
 
 
@@ -163,6 +204,46 @@ def _common(p: argparse.ArgumentParser) -> None:
         default="auto",
         help="training processes on a CPU, one thread each (default auto: one per core)",
     )
+    _launcher_options(p)
+
+
+def _launcher_options(p: argparse.ArgumentParser) -> None:
+    """Where training runs: here (local) or as SLURM jobs (README, "On a cluster")."""
+    g = p.add_argument_group("cluster (with --launcher slurm)")
+    g.add_argument("--launcher", choices=("local", "slurm"), default="local")
+    g.add_argument("--jobs", type=_positive, default=None, help="jobs per stack (default 1)")
+    g.add_argument("--partition", default=None, help="SLURM partition (default: the cluster's)")
+    g.add_argument("--time", default=None, help="time limit per job (default 4:00:00)")
+    g.add_argument("--cpus-per-job", type=_positive, default=None, help="torch threads per job")
+    g.add_argument("--gpus-per-job", type=_count, default=None, help="GPUs per job (default 0)")
+    g.add_argument("--mem", default=None, help="memory per job, such as 16G")
+    g.add_argument("--account", default=None, help="SLURM account to charge")
+    g.add_argument(
+        "--slurm-config", default=None, help="TOML file of these options (options given win)"
+    )
+    g.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="submit and return; the same command later collects what finished",
+    )
+
+
+def _positive(text: str) -> int:
+    return _integer(text, 1)
+
+
+def _count(text: str) -> int:
+    return _integer(text, 0)
+
+
+def _integer(text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = low - 1
+    if value < low:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
+    return value
 
 
 def _pipeline_options(p: argparse.ArgumentParser, default_seeds: list[int]) -> None:
@@ -236,10 +317,17 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
         format="%(message)s",
     )
+    from sdm.cluster import JobsFailedError, TrainingPending
     from sdm.train import NonFiniteLossError
 
     try:
         args.func(args)
+    except TrainingPending as pending:  # --no-wait: not an error
+        print(pending)
+        return 0
+    except JobsFailedError as err:  # one line per failed job
+        print(f"python -m sdm {args.command}: error: {err}", file=sys.stderr)
+        return 1
     except (ValueError, KeyError, FileNotFoundError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"python -m sdm {args.command}: error: {msg}", file=sys.stderr)

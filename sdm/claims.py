@@ -29,12 +29,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from sdm.config import ModelConfig, TrainConfig
 from sdm.variants import LATENT_SIZES, VARIANTS, VSC_ALPHAS
+
+if TYPE_CHECKING:
+    from sdm.cluster import Launcher
 
 N_RESAMPLES = 4000
 RNG_SEED = 2022
@@ -798,6 +801,7 @@ def run_claims(
     echo: bool = True,
     workers: int | str = "auto",
     variants: Sequence[str] | None = None,
+    launcher: Launcher | None = None,
 ) -> ClaimsReport:
     """Train and evaluate the missing runs of the 14 variants (or the named subset) x seeds
     (finished ones are reused), judge the claims, write claims.{csv,md} (+ comparisons and noise
@@ -810,7 +814,7 @@ def run_claims(
     root = Path(root) if root is not None else RESULTS_ROOT
     chosen = select_variants(variants)
     specs = make_specs(chosen, seeds, data, preprocessing, train)
-    ensure_trained(specs, root, device, progress=progress, workers=workers)
+    ensure_trained(specs, root, device, progress=progress, workers=workers, launcher=launcher)
     tables = ensure_evaluated(specs, root, n_jobs=n_jobs, progress=progress)
     metrics = {(s.model.name, s.seed): t for s, t in tables.items()}
     report = judge_claims(metrics, benchmarks)

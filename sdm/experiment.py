@@ -6,9 +6,10 @@ import logging
 import math
 import shutil
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -16,9 +17,18 @@ from sdm import runs
 from sdm.config import ModelConfig, TrainConfig
 from sdm.data import PREPROCESSINGS, resolve_corpus
 from sdm.models import check_seed
-from sdm.parallel import fit_sharded, remove_checkpoints
+from sdm.parallel import (
+    existing_layout,
+    fit_sharded,
+    remove_checkpoints,
+    shard_checkpoint,
+    shard_members,
+)
 from sdm.runs import RESULTS_ROOT, RunSpec
-from sdm.train import MemberResult, pick_device
+from sdm.train import MemberResult, fit, pick_device
+
+if TYPE_CHECKING:
+    from sdm.cluster import Launcher
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +60,19 @@ def ensure_trained(
     overwrite: bool = False,
     progress: bool = True,
     workers: int | str = "auto",
+    launcher: Launcher | None = None,
 ) -> list[Path]:
     """Train every spec whose run is not finished, as stacks of equally shaped members.
 
     Finished runs with the same identity are reused; a finished run with another identity raises
     RunConflictError unless `overwrite`. Unfinished stacks resume from their checkpoint.
-    `workers`: processes on a CPU (sdm.parallel; 'auto' = one per torch thread).
+    `workers`: processes on a CPU (sdm.parallel; 'auto' = one per torch thread). `launcher`:
+    train on a cluster instead, one job per shard (sdm.cluster); None trains here.
     """
     from sdm.data import frames
 
+    if launcher is not None:
+        return _train_on_cluster(specs, root, device, overwrite, launcher)
     dev = pick_device(device)
     unique = list(dict.fromkeys(specs))  # a run named twice is trained once
     todo: set[RunSpec] = set()
@@ -84,31 +98,9 @@ def ensure_trained(
         by_member = {(s.model, s.seed): s for s in batch}
         val_every = train_cfg.val_interval(math.ceil(train_x.shape[0] / train_cfg.batch_size))
         # every missing run of this corpus and setting trains in one fit: all shapes, one step
-        stack = [s for s in batch if s in todo]
-        ckpt = runs.stack_checkpoint(root, data, prep, stack)
-        if overwrite:
-            remove_checkpoints(ckpt)
-        else:
-            found = find_resumable(root, data, prep, train_cfg, stack, batch, dev.type)
-            if found is None:
-                log.warning(
-                    "starting fresh: no checkpoint in %s holds the %d unfinished run(s) %s",
-                    ckpt.parent,
-                    len(stack),
-                    _member_names(stack),
-                )
-            else:
-                # the stack that was interrupted, whatever members it was started with: members
-                # it finished are already saved and are skipped, the others go on where they were
-                ckpt, stack, epochs = found
-                log.warning(
-                    "resuming %s at epoch %s: %d member(s), %d unfinished %s",
-                    ckpt,
-                    epochs,
-                    len(stack),
-                    len([s for s in stack if s in todo]),
-                    _member_names([s for s in stack if s in todo]),
-                )
+        ckpt, stack = _plan_stack(
+            root, [s for s in batch if s in todo], batch, todo, dev.type, overwrite
+        )
         by_member.update({(s.model, s.seed): s for s in stack})  # a resumed stack may hold more
         save = partial(
             _save_member,
@@ -139,6 +131,200 @@ def ensure_trained(
                 save(result)
         remove_checkpoints(ckpt)  # every member's result files are written
     return [s.directory(root) for s in specs]
+
+
+def train_shard(
+    specs: Sequence[RunSpec],
+    root: Path,
+    checkpoint: Path,
+    device: str,
+    stack: Sequence[str],
+    progress: bool = False,
+) -> list[str]:
+    """Train one shard of a stack here, resuming from `checkpoint` when it is there, and write
+    each member's run folder the moment it finishes: the body of a cluster job.
+
+    `specs` share one corpus and setting; `stack` names every member of the whole stack (kept in
+    config.json, as a local run does). Returns the names of the members trained."""
+    from sdm.data import frames
+
+    dev = pick_device(device)
+    first = specs[0]
+    data, prep, train_cfg = first.data, first.preprocessing, first.train
+    train_x = torch.from_numpy(frames(data, "train", prep))
+    val_x = torch.from_numpy(frames(data, "val", prep))
+    steps = math.ceil(train_x.shape[0] / train_cfg.batch_size)
+    by_member = {(s.model, s.seed): s for s in specs}
+    save = partial(
+        _save_member,
+        by_member=by_member,
+        todo={s for s in specs if not runs.is_trained(s.directory(root))},
+        root=root,
+        sha=resolve_corpus(data).identity(),
+        val_every=train_cfg.val_interval(steps),
+        device=str(dev),
+        stack=list(stack),
+    )
+    results = fit(
+        [s.model for s in specs],
+        [s.seed for s in specs],
+        train_x,
+        val_x,
+        train_cfg,
+        str(dev),
+        checkpoint,
+        save,
+        progress,
+    )
+    for result in results:
+        # done in the checkpoint but not on disk (the job ended between the two): save it now
+        if not runs.is_trained(by_member[(result.config, result.seed)].directory(root)):
+            save(result)
+    return _names(specs)
+
+
+def _names(specs: Sequence[RunSpec]) -> list[str]:
+    return [f"{s.model.name}/seed-{s.seed}" for s in specs]
+
+
+def _train_on_cluster(
+    specs: Sequence[RunSpec], root: Path, device: str, overwrite: bool, launcher: Launcher
+) -> list[Path]:
+    """ensure_trained through a launcher: the missing runs of each corpus and setting form a
+    stack, as here, split into launcher.spec.jobs shards by the cost-balanced sharding that
+    --workers uses (a stack resumes with the layout it was started with); one job per shard."""
+    from sdm.cluster import Shard
+    from sdm.data import frames
+
+    given_root, root = root, Path(root).resolve()  # jobs may start in another folder
+    job_device = launcher.spec.device
+    if device != "auto" and device.split(":")[0] != job_device:
+        raise ValueError(
+            f"device: {device!r} was asked for, but jobs with {launcher.spec.gpus} GPU(s) train "
+            f"on {job_device} (--gpus-per-job decides where jobs train)"
+        )
+    unique = list(dict.fromkeys(specs))
+    todo: set[RunSpec] = set()
+    for spec in unique:
+        identity = spec.identity(resolve_corpus(spec.data).identity())
+        if overwrite:
+            _clear(spec.directory(root))
+        elif runs.check_reusable(spec.directory(root), identity):
+            log.info("reusing %s", spec.directory(root))
+            continue
+        todo.add(spec)
+    if todo:
+        launcher.check()  # bad options or no cluster: one line, before anything is submitted
+    batches: dict[tuple[str, str, TrainConfig], list[RunSpec]] = {}
+    for spec in unique:
+        batches.setdefault((spec.data, spec.preprocessing, spec.train), []).append(spec)
+    folders: dict[Path, list[RunSpec]] = {}
+    for (data, prep, _), batch in batches.items():
+        missing = [s for s in batch if s in todo]
+        folder = runs.checkpoint_dir(root, data, prep)
+        folders[folder] = batch
+        busy = launcher.adopt(folder, {s.directory(root) for s in batch})
+        free = [s for s in missing if s.directory(root) not in busy]
+        if overwrite and len(free) < len(missing):
+            raise ValueError(
+                "--overwrite: runs of this command are being trained by jobs of an earlier one; "
+                "wait for them or scancel them first"
+            )
+        if not free:
+            continue
+        frames(data, "train", prep)  # built here once; the jobs read the cache
+        frames(data, "val", prep)
+        ckpt, stack = _plan_stack(root, free, batch, todo, job_device, overwrite)
+        n = existing_layout(ckpt) or min(launcher.spec.jobs, len(stack))
+        layout = shard_members([s.model for s in stack], [s.seed for s in stack], n)
+        names = _names(stack)
+        shards = []
+        for j, members in enumerate([[stack[i] for i in idx] for idx in layout]):
+            dirs = tuple(s.directory(root) for s in members)
+            if all(runs.is_trained(d) for d in dirs):
+                continue  # finished by an earlier job: its file stays until the stack is done
+            if busy.intersection(dirs):
+                log.warning(
+                    "not submitting shard %d of %s now: a job of an earlier command trains some "
+                    "of its runs; run the command again once it has ended",
+                    j,
+                    ckpt.name,
+                )
+                continue
+            path = ckpt if len(layout) == 1 else shard_checkpoint(ckpt, j, len(layout))
+            train = partial(
+                train_shard,
+                specs=members,
+                root=root,
+                checkpoint=path,
+                device=job_device,
+                stack=names,
+            )
+            shards.append(Shard(tuple(_names(members)), dirs, path, train))
+        launcher.submit(shards, folder)
+    launcher.finish()  # waits, or raises TrainingPending (--no-wait)
+    for folder, batch in folders.items():
+        _remove_finished_stacks(folder, batch[0], root)
+    for spec in unique:
+        # a run written by a job of an earlier command must still be the run asked for
+        identity = spec.identity(resolve_corpus(spec.data).identity())
+        if not runs.check_reusable(spec.directory(root), identity):
+            raise ValueError(f"{spec.directory(root)}: not trained; run the same command again")
+    return [s.directory(given_root) for s in specs]
+
+
+def _remove_finished_stacks(folder: Path, like: RunSpec, root: Path) -> None:
+    """Remove the checkpoints of every stack in `folder` whose members are all written.
+
+    Jobs end one by one, and a stack whose jobs ended in different commands (one failed, was
+    resubmitted, and trained in a stack of its own) is only known to be done afterwards."""
+    for stack_file, files in _checkpoint_stacks(folder).items():
+        try:
+            held = _read_stack(files)[0]
+        except Exception:  # being written, or not ours: leave it
+            continue
+        specs = [replace(like, model=c, seed=s) for c, s in held]
+        if all(runs.is_trained(spec.directory(root)) for spec in specs):
+            remove_checkpoints(stack_file)
+
+
+def _plan_stack(
+    root: Path,
+    missing: list[RunSpec],
+    batch: Sequence[RunSpec],
+    todo: set[RunSpec],
+    device_type: str,
+    overwrite: bool,
+) -> tuple[Path, list[RunSpec]]:
+    """The checkpoint and the members of the stack that trains the `missing` runs of one corpus
+    and setting: a checkpoint on disk that holds them (resumed), else a fresh one."""
+    first = missing[0]
+    data, prep, train_cfg = first.data, first.preprocessing, first.train
+    ckpt = runs.stack_checkpoint(root, data, prep, missing)
+    if overwrite:
+        remove_checkpoints(ckpt)
+        return ckpt, missing
+    found = find_resumable(root, data, prep, train_cfg, missing, batch, device_type)
+    if found is None:
+        log.warning(
+            "starting fresh: no checkpoint in %s holds the %d unfinished run(s) %s",
+            ckpt.parent,
+            len(missing),
+            _member_names(missing),
+        )
+        return ckpt, missing
+    # the stack that was interrupted, whatever members it was started with: members it finished
+    # are already saved and are skipped, the others go on where they were
+    ckpt, stack, epochs = found
+    log.warning(
+        "resuming %s at epoch %s: %d member(s), %d unfinished %s",
+        ckpt,
+        epochs,
+        len(stack),
+        len([s for s in stack if s in todo]),
+        _member_names([s for s in stack if s in todo]),
+    )
+    return ckpt, stack
 
 
 def _member_names(specs: Sequence[RunSpec]) -> str:

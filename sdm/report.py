@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sdm import table1 as t1
 from sdm.config import TrainConfig
 from sdm.experiment import ensure_evaluated, ensure_trained, make_specs, oracle_metrics
 from sdm.runs import RESULTS_ROOT, data_slug
 from sdm.variants import VARIANTS, select_variants
+
+if TYPE_CHECKING:
+    from sdm.cluster import Launcher
 
 QUICK_NOTE = (
     "Quick profile: a few epochs of training, for smoke tests only; not comparable to the paper."
@@ -43,12 +46,14 @@ def table1(
     echo: bool = True,
     workers: int | str = "auto",
     variants: Sequence[str] | None = None,
+    launcher: Launcher | None = None,
 ) -> Any:
     """Train or reuse the 14 variants (or the named subset) x seeds, evaluate them and the
-    oracle, write Table 1; rows of variants left out stay empty."""
+    oracle, write Table 1; rows of variants left out stay empty. `launcher`: train on a cluster
+    (sdm.cluster); scoring and the table stay here."""
     chosen = select_variants(variants)
     specs = make_specs(chosen, seeds, data, preprocessing, train)
-    ensure_trained(specs, root, device, progress=progress, workers=workers)
+    ensure_trained(specs, root, device, progress=progress, workers=workers, launcher=launcher)
     tables = ensure_evaluated(specs, root, n_jobs=n_jobs, progress=progress)
     oracle = oracle_metrics(data, preprocessing, root, n_jobs=n_jobs, progress=progress)
     table = t1.build_table1({(s.model.name, s.seed): t for s, t in tables.items()}, oracle)

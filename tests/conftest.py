@@ -13,19 +13,29 @@ if str(ROOT) not in sys.path:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--runslow", action="store_true", default=False, help="run tests marked slow")
+    parser.addoption(
+        "--slurm",
+        action="store_true",
+        default=False,
+        help="run the tests against a real SLURM cluster (make test-slurm)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: long-running test, run only with --runslow")
+    config.addinivalue_line("markers", "slurm: needs a real SLURM cluster, run only with --slurm")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--runslow"):
-        return
-    skip = pytest.mark.skip(reason="slow: run with --runslow")
+    skips = {}
+    if not config.getoption("--runslow"):
+        skips["slow"] = pytest.mark.skip(reason="slow: run with --runslow")
+    if not config.getoption("--slurm"):
+        skips["slurm"] = pytest.mark.skip(reason="real SLURM: run with make test-slurm")
     for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)
+        for marker, skip in skips.items():
+            if item.get_closest_marker(marker) is not None:
+                item.add_marker(skip)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,0 +1,459 @@
+"""Training on a SLURM cluster through submitit: every shard the pipeline hands over becomes one
+job; the launcher follows the jobs, says in one line what became of each one that failed, and
+lets a later identical command take over jobs an earlier one left running.
+
+The pipeline (sdm.experiment) decides what to train: it hands over Shards (the members a job
+trains, the run folders it writes, the checkpoint it resumes from, and the call that trains it).
+This module knows nothing of models; it runs calls somewhere and keeps a record of each job
+beside the checkpoints (`<ckpt folder>/jobs/<shard checkpoint name>.json`, with submitit's
+pickles and the job's log), so that `--no-wait` and a rerun can find them.
+
+Job states come from `squeue` (with a timeout on every call), not from `sacct`. submitit's own
+watcher reads `sacct`, which needs SLURM's accounting database (slurmdbd + MariaDB): without it
+every job is UNKNOWN and a job that SLURM killed is waited for forever. Many lab clusters run
+without accounting, and a test cluster without it comes up in seconds. squeue lists a job until
+MinJobAge (300 s by default) after it ended, with its final state (CANCELLED, TIMEOUT,
+OUT_OF_MEMORY, ...); a job that ended without writing its result, whether squeue still lists it or
+not, has failed, and its log says how.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sdm.jobspec import JobSpec
+
+log = logging.getLogger(__name__)
+
+LAUNCHERS = ("local", "slurm")
+ENDED = {
+    "COMPLETED": "ended without a result",
+    "FAILED": "failed",
+    "CANCELLED": "was cancelled (scancel, or by an administrator)",
+    "TIMEOUT": "reached its time limit",
+    "OUT_OF_MEMORY": "ran out of memory",
+    "NODE_FAIL": "lost its node",
+    "BOOT_FAIL": "could not start its node",
+    "DEADLINE": "reached its deadline",
+    "PREEMPTED": "was preempted and not requeued",
+    None: "ended without a result (SLURM no longer lists it)",
+}
+COMMAND_TIMEOUT_S = 60  # a SLURM command that takes longer counts as no answer
+MAX_REQUEUES = 10  # times a job that reaches its time limit is requeued to go on
+
+
+class LauncherError(ValueError):
+    """Launcher options or the cluster refuse the jobs before any is submitted."""
+
+
+class JobsFailedError(RuntimeError):
+    """Jobs ended without training their shard: one line per job in the message."""
+
+
+class TrainingPending(Exception):
+    """--no-wait: jobs are queued or running; a rerun of the same command collects them."""
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One job's work: `train()` trains `members` (names, for messages), writing `runs`, and
+    resumes from `checkpoint` when it is there. `train` must be picklable."""
+
+    members: tuple[str, ...]
+    runs: tuple[Path, ...]
+    checkpoint: Path
+    train: Callable[[], Any]
+
+
+class ShardJob:
+    """A shard's training as a job: torch runs as many threads as the job has CPUs.
+
+    Checkpointable in submitit's sense (it has `checkpoint`): a job that SLURM signals before its
+    time limit is requeued (up to MAX_REQUEUES times) with the same call, which resumes from the
+    shard's checkpoint, as does a job that SLURM preempts and requeues itself."""
+
+    def __init__(self, train: Callable[[], Any], cpus: int) -> None:
+        self.train, self.cpus = train, cpus
+
+    def __call__(self) -> Any:
+        import torch
+
+        # sdm's own log lines (resumed at epoch .., best epoch ..) go to the job's log
+        logger = logging.getLogger("sdm")
+        if not logger.handlers:
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+            logger.addHandler(handler)
+            logger.setLevel(logging.INFO)
+            logger.propagate = False
+        threads = int(os.environ.get("SLURM_CPUS_PER_TASK", self.cpus))
+        torch.set_num_threads(threads)
+        log.info("training with %d torch thread(s)", threads)
+        return self.train()
+
+    def checkpoint(self) -> Any:
+        """What submitit requeues: this same call (the training checkpoint holds the progress)."""
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(self)
+
+
+def _run(command: list[str]) -> subprocess.CompletedProcess | None:
+    """A SLURM command's result, or None when it did not answer in time."""
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)
+    except (subprocess.TimeoutExpired, OSError):
+        return None
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "(no output)"
+
+
+class Slurm:
+    """The cluster, seen through sbatch, sinfo and squeue."""
+
+    def check(self, spec: JobSpec) -> None:
+        """Refuse, in one line, what would make every submission fail: no SLURM commands, an
+        unknown partition, resources the cluster cannot give (`sbatch --test-only`)."""
+        for command in ("sbatch", "squeue", "sinfo", "srun"):
+            if shutil.which(command) is None:
+                raise LauncherError(
+                    f"--launcher slurm: `{command}` is not on PATH (run on a SLURM login node)"
+                )
+        if spec.partition is not None:
+            listed = _run(["sinfo", "-h", "-o", "%P"])
+            if listed is None or listed.returncode != 0:
+                raise LauncherError(f"--launcher slurm: sinfo does not answer ({_why(listed)})")
+            names = [p.strip().rstrip("*") for p in listed.stdout.split()]
+            if spec.partition not in names:
+                raise LauncherError(
+                    f"--partition {spec.partition}: no such partition; this cluster has "
+                    + ", ".join(listed.stdout.split())
+                )
+        test = _run(["sbatch", "--test-only", *spec.sbatch_flags(), "--wrap", "true"])
+        if test is None or test.returncode != 0:
+            raise LauncherError(
+                f"--launcher slurm: SLURM refuses jobs with {' '.join(spec.sbatch_flags())} "
+                f"({_why(test)})"
+            )
+
+    def executor(self, folder: Path, spec: JobSpec) -> Any:
+        import submitit
+
+        executor = submitit.SlurmExecutor(folder, max_num_timeout=MAX_REQUEUES)
+        executor.update_parameters(job_name="sdm-train", stderr_to_stdout=True, **spec.sbatch())
+        return executor
+
+    def states(self, job_ids: Sequence[str]) -> dict[str, tuple[str, str]] | None:
+        """Job id -> (state, reason) of the jobs squeue lists; None when squeue did not answer."""
+        done = _run(["squeue", "-h", "-t", "all", "-o", "%i|%T|%r", "-j", ",".join(job_ids)])
+        if done is None:
+            return None
+        if done.returncode != 0:
+            # squeue refuses a list in which it knows no job at all: they all ended long ago
+            return {} if "Invalid job id" in done.stderr else None
+        states = {}
+        for line in done.stdout.splitlines():
+            job_id, state, reason = (line.split("|") + ["", ""])[:3]
+            states[job_id.strip()] = (state.strip(), reason.strip())
+        return states
+
+
+def _why(done: subprocess.CompletedProcess | None) -> str:
+    if done is None:
+        return f"no answer within {COMMAND_TIMEOUT_S} s"
+    return _last_line(done.stderr or done.stdout)
+
+
+class LocalProcesses:
+    """submitit's local executor: jobs are processes of this machine (for the tests: the same
+    pipeline, no cluster). A job is alive while its controller process is."""
+
+    def check(self, spec: JobSpec) -> None:
+        """Nothing to check: this machine runs every job."""
+
+    def executor(self, folder: Path, spec: JobSpec) -> Any:
+        import submitit
+
+        executor = submitit.LocalExecutor(folder, max_num_timeout=MAX_REQUEUES)
+        executor.update_parameters(timeout_min=spec.minutes, stderr_to_stdout=True)
+        return executor
+
+    def states(self, job_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        import psutil
+
+        alive = {}
+        for job_id in job_ids:
+            try:
+                if psutil.Process(int(job_id)).status() != psutil.STATUS_ZOMBIE:
+                    alive[job_id] = ("RUNNING", "")
+            except psutil.NoSuchProcess:
+                pass
+        return alive
+
+
+@dataclass
+class _Job:
+    job_id: str
+    members: tuple[str, ...]
+    runs: tuple[Path, ...]
+    checkpoint: Path
+    record: Path
+    log: Path
+    result: Path
+    state: str = "PENDING"
+    ended_at: float | None = None
+
+    @classmethod
+    def read(cls, record: Path) -> _Job:
+        d = json.loads(record.read_text())
+        return cls(
+            d["job_id"],
+            tuple(d["members"]),
+            tuple(Path(r) for r in d["runs"]),
+            Path(d["checkpoint"]),
+            record,
+            Path(d["log"]),
+            Path(d["result"]),
+        )
+
+    def write(self) -> None:
+        d = {
+            "job_id": self.job_id,
+            "members": list(self.members),
+            "runs": [str(r) for r in self.runs],
+            "checkpoint": str(self.checkpoint),
+            "log": str(self.log),
+            "result": str(self.result),
+        }
+        tmp = self.record.with_name(f".{self.record.name}.tmp")
+        tmp.write_text(json.dumps(d, indent=1) + "\n")
+        os.replace(tmp, self.record)
+
+    def forget(self) -> None:
+        """Remove the record and submitit's pickles; the log stays for the user."""
+        folder = self.log.parent
+        for path in (self.record, self.result, *folder.glob(f"{self.job_id}_submi*")):
+            path.unlink(missing_ok=True)
+        for link in folder.glob(".submission_file_*"):  # submitit's links to what was removed
+            if link.is_symlink() and not link.exists():
+                link.unlink()
+
+    def failure(self, state: str | None, reason: str) -> str:
+        """The one line that tells the user what became of this job."""
+        if self.result.exists():
+            outcome, trace = _load(self.result)
+            what = f"raised {_last_line(str(trace))}" if outcome == "error" else "failed"
+        else:
+            what = ENDED.get(state, f"ended {state}")
+            if state is not None:
+                why = f", reason {reason}" if reason not in ("", "None") else ""
+                what += f" (SLURM state {state}{why})"
+        held = ", ".join(self.members)
+        return f"job {self.job_id} ({held}) {what}; log {self.log} ends: {_tail(self.log)}"
+
+
+def _load(path: Path) -> tuple[str, Any]:
+    """submitit's result file: ("success", value) or ("error", traceback text)."""
+    from submitit.core.utils import pickle_load
+
+    return pickle_load(path)
+
+
+def _tail(path: Path, lines: int = 3, width: int = 400) -> str:
+    """The last lines of a log, on one line."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log written)"
+    # submitit notes every signal it ignores; SLURM's own lines say more
+    kept = [x.strip() for x in text.splitlines() if x.strip() and "Bypassing signal" not in x]
+    kept = kept[-lines:]
+    tail = " | ".join(kept) or "(empty)"
+    return tail if len(tail) <= width else "..." + tail[-width:]
+
+
+class Launcher:
+    """Submits shards as jobs, follows them, collects them (see the module docstring).
+
+    `wait=False` (--no-wait): `finish` returns at once, raising TrainingPending while jobs are
+    queued or running. `scheduler`: Slurm() (the default) or LocalProcesses() (tests).
+    """
+
+    def __init__(
+        self,
+        spec: JobSpec = JobSpec(),
+        wait: bool = True,
+        progress: bool = True,
+        scheduler: Slurm | LocalProcesses | None = None,
+        poll_s: float = 5.0,
+        grace_s: float = 20.0,
+        unreachable_s: float = 900.0,
+    ) -> None:
+        self.spec, self.wait, self.progress = spec, wait, progress
+        self.scheduler = scheduler if scheduler is not None else Slurm()
+        self.poll_s, self.grace_s, self.unreachable_s = poll_s, grace_s, unreachable_s
+        self._jobs: list[_Job] = []
+        self._failures: list[str] = []
+        self._checked = False
+
+    def check(self) -> None:
+        """Once, before the first submission."""
+        if not self._checked:
+            self.scheduler.check(self.spec)
+            self._checked = True
+
+    def adopt(self, folder: Path, runs: set[Path]) -> set[Path]:
+        """Take over the jobs that earlier commands submitted from this checkpoint folder to
+        train any of `runs`, and return the run folders of those still queued or running (not
+        to be submitted again). Those that ended are collected now: a failure is reported, and
+        its runs go back to what is missing."""
+        known = {job.record for job in self._jobs}
+        records = [r for r in sorted((folder / "jobs").glob("*.json")) if r not in known]
+        jobs = [job for job in map(_Job.read, records) if runs.intersection(job.runs)]
+        if jobs:
+            self.check()
+            states = self.scheduler.states([job.job_id for job in jobs])
+            if states is None:
+                raise LauncherError(
+                    "squeue does not answer: cannot tell whether the jobs of an earlier command "
+                    f"({', '.join(job.job_id for job in jobs)}) still run"
+                )
+            ended = []
+            for job in jobs:
+                state = states.get(job.job_id)
+                if job.result.exists() or state is None or state[0] in ENDED:
+                    ended.append((job, state or (None, "")))
+                else:
+                    log.info(
+                        "following job %s, submitted earlier: %s",
+                        job.job_id,
+                        ", ".join(job.members),
+                    )
+                    self._jobs.append(job)
+            # a job that just ended may not have its result on a shared file system yet
+            deadline = time.monotonic() + self.grace_s
+            while any(not job.result.exists() for job, _ in ended) and time.monotonic() < deadline:
+                time.sleep(min(1.0, self.poll_s))
+            for job, (state, reason) in ended:
+                line = self._collect(job, state, reason)
+                if line is not None:
+                    log.warning("%s; its runs are submitted again", line)
+        return {r for job in self._jobs for r in job.runs}
+
+    def submit(self, shards: Sequence[Shard], folder: Path) -> None:
+        """One job per shard, its record written beside the checkpoints."""
+        if not shards:
+            return
+        self.check()
+        jobs_dir = folder / "jobs"
+        jobs_dir.mkdir(parents=True, exist_ok=True)
+        executor = self.scheduler.executor(jobs_dir, self.spec)
+        for shard in shards:
+            job = executor.submit(ShardJob(shard.train, self.spec.cpus))
+            record = _Job(
+                str(job.job_id),
+                shard.members,
+                shard.runs,
+                shard.checkpoint,
+                jobs_dir / f"{shard.checkpoint.stem}.json",
+                job.paths.stdout,
+                job.paths.result_pickle,
+            )
+            record.write()
+            self._jobs.append(record)
+            log.info("submitted job %s: %s", record.job_id, ", ".join(shard.members))
+
+    def finish(self) -> None:
+        """Wait for every job (one progress bar), or with wait=False look once.
+
+        Raises JobsFailedError when jobs failed (once all have ended), TrainingPending when not
+        waiting and jobs are left."""
+        from tqdm import tqdm
+
+        bar = tqdm(
+            total=len(self._jobs),
+            unit="job",
+            desc="jobs",
+            disable=not (self.wait and self.progress),
+        )
+        silent_since = None
+        while left := [job for job in self._jobs if job.state != "ENDED"]:
+            states = self.scheduler.states([job.job_id for job in left])
+            if states is None:  # no answer: the jobs go on meanwhile
+                silent_since = silent_since or time.monotonic()
+                if time.monotonic() - silent_since > self.unreachable_s:
+                    raise LauncherError(
+                        f"squeue has not answered for {self.unreachable_s:.0f} s; jobs "
+                        f"{', '.join(job.job_id for job in left)} may still run: run the same "
+                        "command again to collect them"
+                    )
+            else:
+                silent_since = None
+                for job in left:
+                    self._poll(job, states.get(job.job_id))
+                bar.update(sum(job.state == "ENDED" for job in left))
+                bar.set_postfix(
+                    {
+                        "pending": sum(job.state == "PENDING" for job in left),
+                        "running": sum(job.state == "RUNNING" for job in left),
+                        "failed": len(self._failures),
+                    }
+                )
+            if not self.wait:
+                break
+            if any(job.state != "ENDED" for job in left):
+                time.sleep(self.poll_s)
+        bar.close()
+        self._jobs = [job for job in self._jobs if job.state != "ENDED"]
+        if self._failures:
+            failures, self._failures = self._failures, []
+            raise JobsFailedError(
+                f"{len(failures)} job(s) failed; the same command submits what is missing again:\n"
+                + "\n".join(failures)
+            )
+        if self._jobs:
+            raise TrainingPending(
+                f"{len(self._jobs)} job(s) queued or running "
+                f"({', '.join(job.job_id for job in self._jobs)}); run the same command again to "
+                "collect them and submit what is missing"
+            )
+
+    def _poll(self, job: _Job, state: tuple[str, str] | None) -> None:
+        if job.result.exists():
+            self._end(job, None, "")
+            return
+        if state is not None and state[0] not in ENDED:
+            job.state = "RUNNING" if state[0] in ("RUNNING", "COMPLETING") else "PENDING"
+            job.ended_at = None
+            return
+        # ended, or no longer listed, without a result: give a shared file system a moment
+        job.ended_at = job.ended_at or time.monotonic()
+        if time.monotonic() - job.ended_at >= self.grace_s:
+            self._end(job, *(state or (None, "")))
+
+    def _end(self, job: _Job, state: str | None, reason: str) -> None:
+        job.state = "ENDED"
+        line = self._collect(job, state, reason)
+        if line is not None:
+            self._failures.append(line)
+
+    def _collect(self, job: _Job, state: str | None, reason: str) -> str | None:
+        """None when the job trained its shard, else its failure line; forgets the job."""
+        ok = False
+        if job.result.exists():
+            ok = _load(job.result)[0] == "success"
+        line = None if ok else job.failure(state, reason)
+        job.forget()
+        return line
