@@ -13,17 +13,25 @@ BOOK_SRC = $(if $(filter default,$(PROFILE)),$(BOOK_DIR),.build/$(PROFILE)/book)
 JB_BUILD = $(BIN)/jupyter-book build -W --keep-going
 SEEDS ?= 0
 PYTEST_ARGS ?=
+# Where `make reproduce` trains: local, or slurm (JOBS jobs per stack, resources from SLURM_CONFIG)
+LAUNCHER ?= local
+JOBS ?= 1
+SLURM_CONFIG ?=
+LAUNCH = --launcher $(LAUNCHER)$(if $(filter slurm,$(LAUNCHER)), --jobs $(JOBS)$(if $(SLURM_CONFIG), --slurm-config $(SLURM_CONFIG)))
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-all book book-only check-book reproduce clean-book lint format data-medium
+.PHONY: help setup test test-all test-slurm book book-only check-book reproduce clean-book lint format data-medium
 
 help:
 	@echo "make test       set up .venv (first time) and run the tests (slow ones skipped)"
 	@echo "make test-all   the same, slow tests included"
+	@echo "make test-slurm start a single-node SLURM here (tools/slurm-up, as root) and run the tests"
+	@echo "                against it; skipped, with the reason, when no cluster comes up"
 	@echo "make book       set up, train/evaluate what is missing, execute the notebooks, build the book"
 	@echo "                (PROFILE=quick|medium|reproduce renders into .build/PROFILE/book)"
 	@echo "make check-book build the committed book and the quick profile, check every page in Chromium"
 	@echo "make reproduce  retrain seed 0 (SEEDS=\"0 1 2 3 4\" for more) from scratch, rebuild, diff Table 1"
+	@echo "                (LAUNCHER=slurm JOBS=5 SLURM_CONFIG=cluster.toml: train as SLURM jobs)"
 	@echo "make lint       ruff check and format check"
 	@echo "make data-medium download 7 Debian packages, build data/medium (~4.4 h, ~300 MB)"
 	@echo "make clean-book remove $(BOOK_DIR)/_build"
@@ -45,6 +53,12 @@ test: setup
 
 test-all: setup
 	$(BIN)/python -m pytest -q --runslow $(PYTEST_ARGS)
+
+# The launcher against a real SLURM: tools/slurm-up installs Debian's slurmctld, slurmd,
+# slurm-client and munge if missing and starts them (tools/slurm-up --stop stops them).
+test-slurm: setup
+	@if tools/slurm-up; then $(BIN)/python -m pytest -q --slurm tests/test_slurm.py $(PYTEST_ARGS); \
+	else echo "make test-slurm: skipped: no SLURM cluster came up (the line above says why)"; fi
 
 # Execute the notebooks with papermill (training only what is missing), then render. The
 # rendering step alone is `jupyter-book build book/`, which never trains.
@@ -76,7 +90,7 @@ check-book: setup
 # Retrain from scratch into results-reproduce/, rebuild the book from it, compare with committed Table 1.
 reproduce: setup
 	rm -rf results-reproduce .build/reproduce
-	$(BIN)/python -m sdm table1 --seeds $(SEEDS) --out results-reproduce --quiet
+	$(BIN)/python -m sdm table1 --seeds $(SEEDS) --out results-reproduce --quiet $(LAUNCH)
 	$(BIN)/python -m sdm book --profile reproduce --seeds $(SEEDS)
 	$(MAKE) book-only PROFILE=reproduce
 	$(BIN)/python tools/compare_tables.py results/shipped/clean/table1.csv results-reproduce/shipped/clean/table1.csv

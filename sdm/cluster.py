@@ -414,7 +414,13 @@ class Launcher:
             if not self.wait:
                 break
             if any(job.state != "ENDED" for job in left):
-                time.sleep(self.poll_s)
+                try:
+                    time.sleep(self.poll_s)
+                except KeyboardInterrupt:
+                    bar.close()
+                    ids = ", ".join(job.job_id for job in left if job.state != "ENDED")
+                    log.warning("jobs %s go on; run the same command again to follow them", ids)
+                    raise
         bar.close()
         self._jobs = [job for job in self._jobs if job.state != "ENDED"]
         if self._failures:
