@@ -4,17 +4,10 @@ lets a later identical command take over jobs an earlier one left running.
 
 The pipeline (sdm.experiment) decides what to train: it hands over Shards (the members a job
 trains, the run folders it writes, the checkpoint it resumes from, and the call that trains it).
-This module knows nothing of models; it runs calls somewhere and keeps a record of each job
-beside the checkpoints (`<ckpt folder>/jobs/<shard checkpoint name>.json`, with submitit's
-pickles and the job's log), so that `--no-wait` and a rerun can find them.
-
-Job states come from `squeue` (with a timeout on every call), not from `sacct`. submitit's own
-watcher reads `sacct`, which needs SLURM's accounting database (slurmdbd + MariaDB): without it
-every job is UNKNOWN and a job that SLURM killed is waited for forever. Many lab clusters run
-without accounting, and a test cluster without it comes up in seconds. squeue lists a job until
-MinJobAge (300 s by default) after it ended, with its final state (CANCELLED, TIMEOUT,
-OUT_OF_MEMORY, ...); a job that ended without writing its result, whether squeue still lists it or
-not, has failed, and its log says how.
+This module knows nothing of models; it runs calls somewhere (sdm.scheduler: SLURM, or local
+processes for the tests) and keeps a record of each job beside the checkpoints
+(`<ckpt folder>/jobs/<shard checkpoint name>.json`, with submitit's pickles and the job's log),
+so that `--no-wait` and a rerun can find them.
 """
 
 from __future__ import annotations
@@ -22,8 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,28 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from sdm.jobspec import JobSpec
+from sdm.scheduler import ENDED, LauncherError, LocalProcesses, Slurm, last_line
 
 log = logging.getLogger(__name__)
-
-LAUNCHERS = ("local", "slurm")
-ENDED = {
-    "COMPLETED": "ended without a result",
-    "FAILED": "failed",
-    "CANCELLED": "was cancelled (scancel, or by an administrator)",
-    "TIMEOUT": "reached its time limit",
-    "OUT_OF_MEMORY": "ran out of memory",
-    "NODE_FAIL": "lost its node",
-    "BOOT_FAIL": "could not start its node",
-    "DEADLINE": "reached its deadline",
-    "PREEMPTED": "was preempted and not requeued",
-    None: "ended without a result (SLURM no longer lists it)",
-}
-COMMAND_TIMEOUT_S = 60  # a SLURM command that takes longer counts as no answer
-MAX_REQUEUES = 10  # times a job that reaches its time limit is requeued to go on
-
-
-class LauncherError(ValueError):
-    """Launcher options or the cluster refuse the jobs before any is submitted."""
 
 
 class JobsFailedError(RuntimeError):
@@ -78,8 +50,8 @@ class ShardJob:
     """A shard's training as a job: torch runs as many threads as the job has CPUs.
 
     Checkpointable in submitit's sense (it has `checkpoint`): a job that SLURM signals before its
-    time limit is requeued (up to MAX_REQUEUES times) with the same call, which resumes from the
-    shard's checkpoint, as does a job that SLURM preempts and requeues itself."""
+    time limit is requeued (sdm.scheduler.MAX_REQUEUES times at most) with the same call, which
+    resumes from the shard's checkpoint, as does a job that SLURM preempts and requeues."""
 
     def __init__(self, train: Callable[[], Any], cpus: int) -> None:
         self.train, self.cpus = train, cpus
@@ -105,102 +77,6 @@ class ShardJob:
         from submitit.helpers import DelayedSubmission
 
         return DelayedSubmission(self)
-
-
-def _run(command: list[str]) -> subprocess.CompletedProcess | None:
-    """A SLURM command's result, or None when it did not answer in time."""
-    try:
-        return subprocess.run(command, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)
-    except (subprocess.TimeoutExpired, OSError):
-        return None
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else "(no output)"
-
-
-class Slurm:
-    """The cluster, seen through sbatch, sinfo and squeue."""
-
-    def check(self, spec: JobSpec) -> None:
-        """Refuse, in one line, what would make every submission fail: no SLURM commands, an
-        unknown partition, resources the cluster cannot give (`sbatch --test-only`)."""
-        for command in ("sbatch", "squeue", "sinfo", "srun"):
-            if shutil.which(command) is None:
-                raise LauncherError(
-                    f"--launcher slurm: `{command}` is not on PATH (run on a SLURM login node)"
-                )
-        if spec.partition is not None:
-            listed = _run(["sinfo", "-h", "-o", "%P"])
-            if listed is None or listed.returncode != 0:
-                raise LauncherError(f"--launcher slurm: sinfo does not answer ({_why(listed)})")
-            names = [p.strip().rstrip("*") for p in listed.stdout.split()]
-            if spec.partition not in names:
-                raise LauncherError(
-                    f"--partition {spec.partition}: no such partition; this cluster has "
-                    + ", ".join(listed.stdout.split())
-                )
-        test = _run(["sbatch", "--test-only", *spec.sbatch_flags(), "--wrap", "true"])
-        if test is None or test.returncode != 0:
-            raise LauncherError(
-                f"--launcher slurm: SLURM refuses jobs with {' '.join(spec.sbatch_flags())} "
-                f"({_why(test)})"
-            )
-
-    def executor(self, folder: Path, spec: JobSpec) -> Any:
-        import submitit
-
-        executor = submitit.SlurmExecutor(folder, max_num_timeout=MAX_REQUEUES)
-        executor.update_parameters(job_name="sdm-train", stderr_to_stdout=True, **spec.sbatch())
-        return executor
-
-    def states(self, job_ids: Sequence[str]) -> dict[str, tuple[str, str]] | None:
-        """Job id -> (state, reason) of the jobs squeue lists; None when squeue did not answer."""
-        done = _run(["squeue", "-h", "-t", "all", "-o", "%i|%T|%r", "-j", ",".join(job_ids)])
-        if done is None:
-            return None
-        if done.returncode != 0:
-            # squeue refuses a list in which it knows no job at all: they all ended long ago
-            return {} if "Invalid job id" in done.stderr else None
-        states = {}
-        for line in done.stdout.splitlines():
-            job_id, state, reason = (line.split("|") + ["", ""])[:3]
-            states[job_id.strip()] = (state.strip(), reason.strip())
-        return states
-
-
-def _why(done: subprocess.CompletedProcess | None) -> str:
-    if done is None:
-        return f"no answer within {COMMAND_TIMEOUT_S} s"
-    return _last_line(done.stderr or done.stdout)
-
-
-class LocalProcesses:
-    """submitit's local executor: jobs are processes of this machine (for the tests: the same
-    pipeline, no cluster). A job is alive while its controller process is."""
-
-    def check(self, spec: JobSpec) -> None:
-        """Nothing to check: this machine runs every job."""
-
-    def executor(self, folder: Path, spec: JobSpec) -> Any:
-        import submitit
-
-        executor = submitit.LocalExecutor(folder, max_num_timeout=MAX_REQUEUES)
-        executor.update_parameters(timeout_min=spec.minutes, stderr_to_stdout=True)
-        return executor
-
-    def states(self, job_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
-        import psutil
-
-        alive = {}
-        for job_id in job_ids:
-            try:
-                if psutil.Process(int(job_id)).status() != psutil.STATUS_ZOMBIE:
-                    alive[job_id] = ("RUNNING", "")
-            except psutil.NoSuchProcess:
-                pass
-        return alive
 
 
 @dataclass
@@ -254,7 +130,7 @@ class _Job:
         """The one line that tells the user what became of this job."""
         if self.result.exists():
             outcome, trace = _load(self.result)
-            what = f"raised {_last_line(str(trace))}" if outcome == "error" else "failed"
+            what = f"raised {last_line(str(trace))}" if outcome == "error" else "failed"
         else:
             what = ENDED.get(state, f"ended {state}")
             if state is not None:
@@ -330,11 +206,13 @@ class Launcher:
                     "squeue does not answer: cannot tell whether the jobs of an earlier command "
                     f"({', '.join(job.job_id for job in jobs)}) still run"
                 )
-            ended = []
+            ended, recent = [], []
             for job in jobs:
                 state = states.get(job.job_id)
                 if job.result.exists() or state is None or state[0] in ENDED:
                     ended.append((job, state or (None, "")))
+                    if state is not None and not job.result.exists():
+                        recent.append(job)  # SLURM still lists it: it ended minutes ago
                 else:
                     log.info(
                         "following job %s, submitted earlier: %s",
@@ -344,7 +222,7 @@ class Launcher:
                     self._jobs.append(job)
             # a job that just ended may not have its result on a shared file system yet
             deadline = time.monotonic() + self.grace_s
-            while any(not job.result.exists() for job, _ in ended) and time.monotonic() < deadline:
+            while any(not job.result.exists() for job in recent) and time.monotonic() < deadline:
                 time.sleep(min(1.0, self.poll_s))
             for job, (state, reason) in ended:
                 line = self._collect(job, state, reason)

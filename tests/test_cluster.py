@@ -19,11 +19,12 @@ import pytest
 import torch
 
 from sdm import runs
-from sdm.cluster import JobsFailedError, Launcher, LocalProcesses, TrainingPending, _Job
+from sdm.cluster import JobsFailedError, Launcher, TrainingPending, _Job
 from sdm.config import TrainConfig
 from sdm.experiment import ensure_trained, make_specs
 from sdm.jobspec import JobSpec
 from sdm.parallel import shard_checkpoint
+from sdm.scheduler import LocalProcesses
 from sdm.variants import get_variant
 
 ROOT = Path(__file__).resolve().parents[1]
