@@ -172,7 +172,7 @@ def cmd_book(args: argparse.Namespace) -> None:
 
 
 def cmd_data(args: argparse.Namespace) -> None:
-    from sdm.medium import build_medium, summary
+    from recipes.medium import build_medium, summary
 
     if args.action == "build-medium":
         workers = {} if args.workers is None else {"workers": args.workers}

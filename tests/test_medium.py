@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sdm import data, medium
+from recipes import medium
+from recipes.medium import MediumError, build_medium, check_built
+from sdm import data
 from sdm.__main__ import main
-from sdm.medium import MediumError, build_medium, check_built
 
 av = pytest.importorskip("av", reason="PyAV makes and decodes the G.722 test files")
 sf = pytest.importorskip("soundfile")
