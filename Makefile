@@ -96,7 +96,7 @@ reproduce: setup
 	$(BIN)/python tools/compare_tables.py results/shipped/clean/table1.csv results-reproduce/shipped/clean/table1.csv
 
 data-medium: setup
-	$(BIN)/python -m sdm data build-medium
+	$(BIN)/python recipes/medium.py build
 
 clean-book:
 	rm -rf $(BOOK_DIR)/_build .build

@@ -20,8 +20,10 @@ from typing import NamedTuple
 import torch
 
 import sdm.evaluate as ev
-from sdm.experiment import ensure_evaluated, make_specs
-from sdm.runs import METRICS_FILE, RESULTS_ROOT
+from sdm.data import load_split
+from sdm.pipeline import ensure_evaluated
+from sdm.results import METRICS_FILE, RESULTS_ROOT
+from sdm.runs import make_specs
 from sdm.variants import VARIANTS
 
 
@@ -41,7 +43,7 @@ class _TwoMembers:
 
 def parallel_speedup(repeats: int = 3) -> tuple[float, float]:
     """Best-of-`repeats` wall time with one process and with all cores."""
-    ev.load_test_set()  # STFTs cached once, as in a session
+    load_split()  # STFTs cached once, as in a session
     times: dict[int, list[float]] = {1: [], ev.default_jobs(): []}
     for _ in range(repeats):
         for n_jobs in times:

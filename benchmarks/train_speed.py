@@ -48,8 +48,9 @@ from sdm import losses
 from sdm.config import ModelConfig, TrainConfig
 from sdm.dictionary import build_dictionary
 from sdm.nets import N_BINS
-from sdm.parallel import fit_sharded, resolve_workers
-from sdm.train import pick_device
+from sdm.parallel import resolve_workers
+from sdm.results import write_text
+from sdm.train import fit, pick_device
 from sdm.variants import VARIANTS, get_variant
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -210,7 +211,7 @@ def fit_seconds(
 ) -> float:
     """Seconds the trainer spent in training epochs by its own clock: no model building, no
     validation. With several processes, the slowest one's (they start together)."""
-    results = fit_sharded(
+    results = fit(
         list(configs),
         [0] * len(configs),
         train,
@@ -482,10 +483,7 @@ def report(r: dict[str, Any]) -> str:
 
 
 def write_json(r: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(r, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(r, indent=2) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

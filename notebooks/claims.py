@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -30,19 +32,17 @@ label = ""
 import pandas as pd
 from IPython.display import Markdown
 
-from sdm import book, bookdata, claims, glue, pagetables, plotting
+from sdm import book, bookdata, claims, glue, pagetables, pipeline, plotting, render
 from sdm.lead import choose_lead
 
 book.quiet_logs()
 
-run = book.pipeline_arguments(profile, seeds, data, preprocessing)
-own = claims.run_claims(**run)  # trains and evaluates what this corpus lacks; writes claims.csv
-lead = choose_lead(data, preprocessing, run["root"])
+run = book.pipeline_options(profile, seeds, data, preprocessing)
+own, noise = pipeline.claims(run, echo=False)  # trains, evaluates what is missing; claims.csv
+lead = choose_lead(data, preprocessing, run.root)
 reports = {data: own}
 for corpus in (lead.data, *lead.others):
-    if corpus not in reports and (
-        found := bookdata.read_corpus(corpus, preprocessing, run["root"])
-    ):
+    if corpus not in reports and (found := bookdata.read_corpus(corpus, preprocessing, run.root)):
         reports[corpus] = found.claims
 reports = {corpus: reports[corpus] for corpus in (lead.data, *lead.others) if corpus in reports}
 book.banner(label)
@@ -85,7 +85,7 @@ Markdown(pagetables.claim_sections(both, claims.CLAIMS, {c: r.summary for c, r i
 # ## How the verdicts are computed
 
 # %% tags=["remove-input"]
-Markdown(claims.legend() + "\n\n" + pagetables.c10_estimator())
+Markdown(render.claims_legend() + "\n\n" + pagetables.c10_estimator())
 
 # %% [markdown]
 # ## Why our results may differ from the paper's
@@ -109,5 +109,4 @@ Markdown(claims.legend() + "\n\n" + pagetables.c10_estimator())
 # deviation of the test-set means beside the per-utterance standard error of one seed.
 
 # %% tags=["remove-input"]
-noise = pd.read_csv(claims.claims_paths(data, preprocessing, run["root"])["noise"])
 Markdown(pagetables.noise_dropdown(noise))

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -36,8 +38,8 @@ label = ""
 
 # %% tags=["hide-input"]
 from sdm import analysis, book, glue, plotting
+from sdm.data import load_split
 from sdm.display import variant_label
-from sdm.evaluate import load_test_set
 from sdm.variants import VARIANTS
 
 book.quiet_logs()
@@ -71,7 +73,7 @@ quartiles.rename(index=variant_label).round(3)
 # a few rows per frame.
 
 # %% tags=["remove-cell"]
-test = load_test_set(data, preprocessing)
+test = load_split(data, preprocessing)
 u = analysis.pick_utterance(data, preprocessing)
 codes = {
     name: analysis.decode_utterance(model, test.specs[u], len(test.signals[u])).code

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -39,14 +41,14 @@ import pandas as pd
 from IPython.display import Markdown
 
 from sdm import analysis, audiopage, book, glue
+from sdm.data import load_split
 from sdm.display import variant_label
-from sdm.evaluate import load_test_set
 
 book.quiet_logs()
 
 _, _, models = analysis.trained_models(seeds[0], data, preprocessing, profile)
 shown = {name: models[name] for name in audiopage.AUDIO_VARIANTS if name in models}
-test = load_test_set(data, preprocessing)
+test = load_split(data, preprocessing)
 chosen = audiopage.one_per_speaker(
     test.names, test.speakers, [len(s) for s in test.signals], max_seconds=4.0
 )

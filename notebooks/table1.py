@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -43,17 +45,17 @@ label = ""
 # %% tags=["hide-input"]
 from IPython.display import Markdown
 
-from sdm import book, bookdata, glue, pagetables, plotting, report
+from sdm import book, bookdata, glue, pagetables, pipeline, plotting
 from sdm.lead import choose_lead
 
 book.quiet_logs()
 
-run = book.pipeline_arguments(profile, seeds, data, preprocessing)
-report.table1(**run)  # trains and evaluates what this profile's corpus lacks; writes table1.csv
-lead = choose_lead(data, preprocessing, run["root"])
+run = book.pipeline_options(profile, seeds, data, preprocessing)
+pipeline.table1(run, echo=False)  # trains and evaluates what this corpus lacks; table1.csv
+lead = choose_lead(data, preprocessing, run.root)
 results = {
     corpus: bookdata.read_corpus(
-        corpus, preprocessing, run["root"], seeds=seeds if corpus == data else None, judge=False
+        corpus, preprocessing, run.root, seeds=seeds if corpus == data else None, judge=False
     )
     for corpus in (lead.data, *lead.others)
 }

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -42,7 +44,7 @@ out = ""
 label = ""
 
 # %%
-from sdm import book, display, experiment, glue, plotting, runs
+from sdm import book, display, glue, pipeline, plotting, results, stacks
 from sdm.analysis import read_history
 
 book.quiet_logs()
@@ -59,8 +61,8 @@ book.banner(label)
 # training settings) is reused; an unfinished one resumes from its checkpoint.
 
 # %%
-experiment.ensure_trained([spec], root, device=device, progress=False)
-result = runs.read_config(run_dir)["result"]
+stacks.ensure_trained([spec], root, device=device, progress=False)
+result = results.read_config(run_dir)["result"]
 history = read_history(spec, root)
 print(f"{spec.model.name}, seed {seed}: {book.shown_path(run_dir)}")
 print(
@@ -121,6 +123,6 @@ if not gamma_columns:
 # Itakura–Saito divergence per frame, averaged over the test utterances.
 
 # %%
-(metrics,) = experiment.ensure_evaluated([spec], root, progress=False).values()
+(metrics,) = pipeline.ensure_evaluated([spec], root, progress=False).values()
 summary = metrics.drop(columns=["utterance", "speaker", "failures"]).agg(["mean", "sem"]).T
 summary.rename(index=display.metric_label).round(3)

@@ -1,12 +1,18 @@
 """The medium corpus: about 4.3 h of real 16 kHz speech, 8 speakers, built on request from 7
 Debian packages (`make data-medium`). Too large to commit and of mixed licenses: built, not shipped.
 
+A data recipe, not part of the library: the sdm package never imports it, and reads what it builds
+through the manifest alone (columns path, split, speaker, ...; sdm.data). Run it as
+
+    python recipes/medium.py build [--out FOLDER] [--debs FOLDER] [--workers N] [--force]
+    python recipes/medium.py info [--out FOLDER]
+
 Sources (pinned; the newest version is used, with a warning, when a pin is gone): the G.722 (16 kHz)
 Asterisk core sounds in en, es, fr, it, ru, one professional voice each (Allison Smith records both
 en and es), and the Fish Fillets NG cs and nl game dialogue, of which only the two main characters
 are taken: files ``<lang>/<prefix>-v-*.ogg`` (big fish, male) and ``<lang>/<prefix>-m-*.ogg``
 (small fish, female) in the level folders and in share/, one actor per language and character.
-Facts and measurements: ../shared/MEDIUM_CORPUS.md.
+Facts and measurements: book/conventions.md, "Data".
 
 Speaker-disjoint split, so validation and test voices are never heard in training:
 
@@ -75,7 +81,7 @@ BUILD_MARK = ".sdm-build-medium"  # in every folder a build makes: only those ar
 APT_MISSING = (
     "apt-get was not found: the medium corpus is built from 7 Debian packages. On a machine "
     "without apt, download these .deb files from a Debian mirror by hand: {debs}; put them in one "
-    "folder and run `python -m sdm data build-medium --debs FOLDER`"
+    "folder and run `python recipes/medium.py build --debs FOLDER`"
 )
 
 
@@ -431,7 +437,7 @@ def _licenses_md(used: dict[str, str], copyrights: dict[str, str]) -> str:
     lines = [
         "# Licenses of the recordings in this corpus",
         "",
-        "Built by `python -m sdm data build-medium` from the Debian packages below",
+        "Built by `python recipes/medium.py build` from the Debian packages below",
         "(`manifest.csv` gives each file's package, version, path in the package and license).",
         "Every file was **modified**: decoded (G.722 or Vorbis), mixed to mono, resampled to",
         "16 kHz (soxr VHQ) and re-encoded as 16-bit FLAC; nothing was trimmed. Each file keeps",
@@ -457,14 +463,14 @@ def _licenses_md(used: dict[str, str], copyrights: dict[str, str]) -> str:
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    from sdm.results import write_text  # the project's one atomic writer
+
+    write_text(path, text)
 
 
 def _mark(folder: Path, name: str) -> None:
     """Say in `folder` that this process made it, under the name it has (or is about to have)."""
-    mark = {"made_by": "python -m sdm data build-medium", "folder": name, "pid": os.getpid()}
+    mark = {"made_by": "python recipes/medium.py build", "folder": name, "pid": os.getpid()}
     (folder / BUILD_MARK).write_text(json.dumps({**mark, "host": socket.gethostname()}) + "\n")
 
 
@@ -644,3 +650,33 @@ def summary(out: str | Path | None = None) -> str:
         parts = ", ".join(f"{s} {m:.1f}" for s, m in mins.items())
         lines.append(f"  {split:<5} {sum(mins.values()):6.1f} min: {parts}")
     return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`build` (or rebuild when damaged) and describe the corpus; `info` only describes it. A step
+    that cannot be done ends with one line on standard error and exit status 2."""
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser(
+        prog="python recipes/medium.py", description=__doc__.split("\n")[0]
+    )
+    ap.add_argument("action", choices=("build", "info"))
+    ap.add_argument("--out", default=None, help="corpus folder (default: data/medium)")
+    ap.add_argument("--debs", default=None, help="a folder of the .deb files, instead of apt-get")
+    ap.add_argument("--workers", type=int, default=WORKERS, help="conversion processes")
+    ap.add_argument("--force", action="store_true", help="rebuild even when already built")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        if args.action == "build":
+            build_medium(args.out, args.debs, workers=args.workers, force=args.force)
+        print(summary(args.out))
+    except MediumError as err:
+        print(f"{ap.prog} {args.action}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

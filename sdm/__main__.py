@@ -1,4 +1,5 @@
-"""`python -m sdm variants | train | evaluate | table1 | data`: parses arguments, calls the library.
+"""`python -m sdm variants | train | evaluate | table1 | claims | book`: parses arguments, calls the
+library.
 
 Bad arguments end with one line on standard error and exit status 2, never a traceback.
 """
@@ -10,6 +11,7 @@ import dataclasses
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from sdm.config import QUICK, TrainConfig
 
@@ -75,10 +77,11 @@ def _launcher(args: argparse.Namespace):
 
 
 def _root(args: argparse.Namespace) -> Path:
-    from sdm.runs import QUICK_ROOT, RESULTS_ROOT
+    """The results root, checked before any work (a file or an unwritable folder fails now)."""
+    from sdm.results import QUICK_ROOT, RESULTS_ROOT, check_output_root
 
     if args.out is not None:
-        return Path(args.out)
+        return check_output_root(Path(args.out))
     return QUICK_ROOT if getattr(args, "quick", False) else RESULTS_ROOT
 
 
@@ -93,20 +96,21 @@ def cmd_variants(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from sdm.experiment import ensure_trained, make_specs
-    from sdm.runs import read_config
+    from sdm.results import read_config
+    from sdm.runs import make_specs
+    from sdm.stacks import ensure_trained
     from sdm.variants import get_variant
 
     variants = [get_variant(v) for v in args.variant]
     specs = make_specs(variants, args.seed, args.data, args.preprocessing, _train_config(args))
+    root = _root(args)
     trained = ensure_trained(
         specs,
-        _root(args),
+        root,
         args.device,
         args.overwrite,
         not args.quiet,
         workers=args.workers,
-        launcher=_launcher(args),
     )
     for run_dir in trained:
         result = read_config(run_dir)["result"]
@@ -117,11 +121,15 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from sdm.evaluate import evaluate_file, write_audio
+    from sdm.audio import check_audio_suffix, write_audio
+    from sdm.evaluate import evaluate_file
     from sdm.metrics import pesq_note
-    from sdm.runs import load_run
+    from sdm.results import check_output_root
+    from sdm.runs import load_runs
 
-    model = load_run(Path(args.run))
+    if args.out is not None:  # a bad output path fails before the evaluation
+        check_output_root(check_audio_suffix(args.out).parent)
+    model = load_runs([Path(args.run)])
     (result,) = evaluate_file(model, args.audio, args.preprocessing)
     if args.out is not None:
         write_audio(args.out, result.estimate)
@@ -132,34 +140,36 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         print(f"note: {note}")
 
 
-def _pipeline_arguments(args: argparse.Namespace) -> dict:
-    """The settings `table1` and `claims` share: which runs, where, how trained."""
-    return {
-        "seeds": args.seeds,
-        "data": args.data,
-        "preprocessing": args.preprocessing,
-        "train": _train_config(args),
-        "root": _root(args),
-        "device": args.device,
-        "quick": args.quick,
-        "progress": not args.quiet,
-        "workers": args.workers,
-        "variants": args.variant,
-        "launcher": _launcher(args),
-    }
+def pipeline_options(args: argparse.Namespace) -> Any:
+    """The sdm.pipeline.Options of `table1` and `claims`: which runs, where, how trained."""
+    from sdm.pipeline import Options
+
+    return Options(
+        seeds=tuple(args.seeds),
+        data=args.data,
+        preprocessing=args.preprocessing,
+        variants=None if args.variant is None else tuple(args.variant),
+        train=_train_config(args),
+        root=_root(args),
+        report_only=args.no_train,
+        device=args.device,
+        workers=args.workers,
+        quick=args.quick,
+        progress=not args.quiet,
+    )
 
 
 def cmd_table1(args: argparse.Namespace) -> None:
-    from sdm.report import table1
+    from sdm import pipeline
 
-    table1(**_pipeline_arguments(args))
+    pipeline.table1(pipeline_options(args))
 
 
 def cmd_claims(args: argparse.Namespace) -> None:
-    from sdm.claims import run_claims
+    from sdm import pipeline
 
-    extra = {} if args.benchmarks is None else {"benchmarks": args.benchmarks}
-    run_claims(**_pipeline_arguments(args), **extra)
+    benchmarks = None if args.benchmarks is None else Path(args.benchmarks)
+    pipeline.claims(pipeline_options(args), benchmarks)
 
 
 def cmd_book(args: argparse.Namespace) -> None:
@@ -169,15 +179,6 @@ def cmd_book(args: argparse.Namespace) -> None:
     if args.seeds is not None:  # Table 1 and the claims over these seeds (make reproduce SEEDS=..)
         profile = dataclasses.replace(profile, claim_seeds=tuple(args.seeds))
     print(execute(profile))
-
-
-def cmd_data(args: argparse.Namespace) -> None:
-    from recipes.medium import build_medium, summary
-
-    if args.action == "build-medium":
-        workers = {} if args.workers is None else {"workers": args.workers}
-        build_medium(args.out, args.debs, force=args.force, **workers)
-    print(summary(args.out))
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -247,9 +248,14 @@ def _integer(text: str, low: int) -> int:
 
 
 def _pipeline_options(p: argparse.ArgumentParser, default_seeds: list[int]) -> None:
-    """The options of `table1` and `claims`, which read them through _pipeline_arguments."""
+    """The options of `table1` and `claims`, which read them through pipeline_options."""
     p.add_argument("--seeds", type=int, nargs="+", default=default_seeds)
     p.add_argument("--quick", action="store_true", help="a few epochs, into results-quick/")
+    p.add_argument(
+        "--no-train",
+        action="store_true",
+        help="report only: train nothing, evaluate trained runs that lack metrics, report those",
+    )
     p.add_argument(
         "--variant", nargs="+", default=None, help="only these variants (default: all 14)"
     )
@@ -265,11 +271,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", nargs="+", required=True, help="variant name(s): see `variants`")
     p.add_argument("--seed", type=int, nargs="+", default=[0])
     p.add_argument("--overwrite", action="store_true", help="replace finished runs")
-    p.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue an unfinished run (the default whenever a checkpoint exists)",
-    )
     _common(p)
     p.set_defaults(func=cmd_train)
 
@@ -289,13 +290,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--benchmarks", default=None, help="step-time JSON folder (benchmarks/results)")
     p.set_defaults(func=cmd_claims)
 
-    p = sub.add_parser("data", help="build-medium: build the medium corpus; info: describe it")
-    p.add_argument("action", choices=("build-medium", "info"))
-    p.add_argument("--out", default=None, help="corpus folder (default: data/medium)")
-    p.add_argument("--debs", default=None, help="a folder of the .deb files, instead of apt-get")
-    p.add_argument("--workers", type=int, default=None, help="conversion processes (default 2)")
-    p.add_argument("--force", action="store_true", help="rebuild even when already built")
-    p.set_defaults(func=cmd_data)
     p = sub.add_parser(
         "book", help="execute the book's notebooks for a profile (trains what is missing)"
     )

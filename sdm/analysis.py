@@ -16,13 +16,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from sdm import runs
+from sdm import results
+from sdm.audio import power
 from sdm.config import TrainConfig
-from sdm.evaluate import load_test_set, resynthesise
-from sdm.experiment import make_specs
+from sdm.data import load_split
+from sdm.evaluate import resynthesise
 from sdm.metrics import hoyer
 from sdm.models import LatentStack
-from sdm.runs import RESULTS_ROOT, RunSpec
+from sdm.results import RESULTS_ROOT
+from sdm.runs import RunSpec, load_runs, make_specs
 from sdm.variants import VARIANTS
 
 
@@ -43,7 +45,7 @@ def trained_models(
     """The 14 variants at one seed under a book profile, trained if missing: specs, results root
     and the models (best weights), as the sparsity and spectrogram pages need them."""
     from sdm.book import get_profile
-    from sdm.experiment import ensure_trained
+    from sdm.stacks import ensure_trained
 
     settings = get_profile(profile)
     specs = seed_specs(seed, data, preprocessing, settings.train)
@@ -54,17 +56,15 @@ def trained_models(
 def load_models(specs: Iterable[RunSpec], root: Path = RESULTS_ROOT) -> dict[str, LatentStack]:
     """Variant name -> trained model (best weights), for runs whose weights are present."""
     return {
-        s.model.name: runs.load_run(s.directory(root))
+        s.model.name: load_runs([s.directory(root)])
         for s in specs
-        if (s.directory(root) / runs.WEIGHTS_FILE).exists()
+        if results.has_weights(s.directory(root))
     }
 
 
 def read_history(spec: RunSpec, root: Path = RESULTS_ROOT) -> Any:
     """A run's history.csv as a DataFrame (one row per validation)."""
-    import pandas as pd
-
-    return pd.read_csv(spec.directory(root) / runs.HISTORY_FILE)
+    return results.read_history(spec.directory(root))
 
 
 @dataclass(frozen=True)
@@ -78,8 +78,7 @@ class Decoding:
 
 def decode_utterance(model: LatentStack, spec: np.ndarray, length: int) -> Decoding:
     """Posterior-mean decoding of one utterance and its resynthesis with the original phase."""
-    power = torch.from_numpy((np.abs(spec) ** 2).astype(np.float32))
-    rec = model.reconstruct(power)
+    rec = model.reconstruct(torch.from_numpy(power(spec)))
     variance = rec.variance[0].numpy()
     return Decoding(rec.code[0].numpy(), variance, resynthesise(variance, spec, length))
 
@@ -89,7 +88,7 @@ def pick_utterance(
 ) -> int:
     """Index of the test utterance shown on the pages: the longest one under max_seconds (a full
     sentence, small enough to embed as audio), ties broken by name."""
-    ts = load_test_set(data, preprocessing)
+    ts = load_split(data, preprocessing)
     lengths = [len(s) / 16000 for s in ts.signals]
     fits = [i for i, d in enumerate(lengths) if d <= max_seconds] or list(range(len(ts)))
     return max(fits, key=lambda i: (lengths[i], ts.names[i]))
@@ -102,10 +101,10 @@ def frame_hoyer(
     with columns variant, m, hoyer (one row per frame and model)."""
     import pandas as pd
 
-    power = torch.from_numpy(np.array(load_test_set(data, preprocessing).power))
+    frames = torch.from_numpy(np.array(load_split(data, preprocessing).power))
     parts = []
     for name, model in models.items():
-        scores = hoyer(model.reconstruct(power).code[0]).numpy()
+        scores = hoyer(model.reconstruct(frames).code[0]).numpy()
         parts.append(pd.DataFrame({"variant": name, "m": VARIANTS[name].m, "hoyer": scores}))
     return pd.concat(parts, ignore_index=True)
 
@@ -114,9 +113,9 @@ def mean_activation(
     models: dict[str, LatentStack], data: str = "shipped", preprocessing: str = "clean"
 ) -> dict[str, np.ndarray]:
     """Mean |code| per atom (or latent dimension) over the test split, per model."""
-    power = torch.from_numpy(np.array(load_test_set(data, preprocessing).power))
+    frames = torch.from_numpy(np.array(load_split(data, preprocessing).power))
     return {
-        name: model.reconstruct(power).code[0].abs().mean(dim=0).numpy()
+        name: model.reconstruct(frames).code[0].abs().mean(dim=0).numpy()
         for name, model in models.items()
     }
 

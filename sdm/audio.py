@@ -254,10 +254,15 @@ def istft(spec: np.ndarray, length: int, config: STFTConfig = STFT) -> np.ndarra
     return np.ascontiguousarray(y[:length], dtype=np.float32)
 
 
+def power(spec: np.ndarray) -> np.ndarray:
+    """|STFT|^2 of a spectrogram as re^2 + im^2: float32 (frames, n_bins), the models' input (no
+    log, no scaling). The frame caches' bytes are this formula's (frozen)."""
+    return (spec.real**2 + spec.imag**2).astype(np.float32)
+
+
 def power_spectrogram(x: np.ndarray, config: STFTConfig = STFT) -> np.ndarray:
-    """|STFT|^2 of a signal: float32 (frames, n_bins), the models' input (no log, no scaling)."""
-    s = stft(x, config)
-    return (s.real**2 + s.imag**2).astype(np.float32)
+    """power(stft(x)): a signal's power frames."""
+    return power(stft(x, config))
 
 
 def peak_normalise(x: np.ndarray) -> np.ndarray:
@@ -276,3 +281,29 @@ def trim_silence(x: np.ndarray, top_db: float = 30) -> np.ndarray:
 
     trimmed, _ = librosa.effects.trim(np.asarray(x, dtype=np.float32), top_db=top_db)
     return trimmed
+
+
+def write_audio(path: str | Path, x: np.ndarray, fs: int = SAMPLE_RATE) -> None:
+    """Write a waveform, format from the suffix (.wav, .flac, .ogg), through a temporary file."""
+    from sdm.results import atomic_write
+
+    path = check_audio_suffix(path)
+    fmt = path.suffix.lstrip(".").upper()
+    atomic_write(path, lambda p: _write(p, x, fs, fmt))
+
+
+def check_audio_suffix(path: str | Path) -> Path:
+    """`path` when its suffix names an audio format soundfile writes; one clear line otherwise,
+    so a bad --out fails before any work."""
+    import soundfile as sf
+
+    path = Path(path)
+    if path.suffix.lstrip(".").upper() not in sf.available_formats():
+        raise AudioError(f"{path}: unknown audio suffix; expected .wav, .flac or .ogg")
+    return path
+
+
+def _write(path: Path, x: np.ndarray, fs: int, fmt: str) -> None:
+    import soundfile as sf
+
+    sf.write(path, np.asarray(x, dtype=np.float32), fs, format=fmt)

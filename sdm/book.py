@@ -16,7 +16,7 @@ from typing import Any
 
 from sdm.config import QUICK, TrainConfig
 from sdm.nbclean import scrub_file
-from sdm.runs import QUICK_ROOT, RESULTS_ROOT
+from sdm.results import QUICK_ROOT, RESULTS_ROOT, atomic_write, write_text
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BOOK_DIR = REPO_ROOT / "book"
@@ -46,6 +46,7 @@ class Profile:
     label: str = ""  # shown on every page; empty only for the committed default book
     seeds: tuple[int, ...] = (0,)  # the trained models the sparsity and spectrogram pages load
     claim_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)  # Table 1 and the claims: metrics only
+    report_only: bool = False  # Table 1 and the claims train nothing (a big corpus trains apart)
 
     @property
     def source(self) -> Path:
@@ -94,6 +95,7 @@ PROFILES: dict[str, Profile] = {
         label="Medium profile: results on the ~4-hour medium corpus (8 speakers, built from "
         "Debian packages), not the shipped 5-minute corpus.",
         claim_seeds=(0,),
+        report_only=True,
     ),
     "reproduce": Profile(
         "reproduce",
@@ -126,7 +128,7 @@ def _prepare_source(profile: Profile) -> None:
     for page in BOOK_DIR.glob("*.md"):
         text = page.read_text()
         head, _, rest = text.partition("\n")  # keep the title first, the banner right under it
-        (src / page.name).write_text(f"{head}\n\n{banner}{rest}")
+        write_text(src / page.name, f"{head}\n\n{banner}{rest}")
 
 
 def _fold_parameter_cells(path: Path) -> None:
@@ -163,38 +165,40 @@ def execute(profile: Profile | str = "default", notebooks: tuple[str, ...] = NOT
     for name in notebooks:
         src = NOTEBOOK_DIR / f"{name}.ipynb"
         out = profile.generated / f"{name}.ipynb"
-        tmp = out.with_name(f".tmp-{out.name}")
         print(f"executing {src.relative_to(REPO_ROOT)} -> {out}", flush=True)
-        pm.execute_notebook(
-            str(src),
-            str(tmp),
-            parameters=profile.notebook_parameters(name),
-            cwd=str(REPO_ROOT),
-            kernel_name="python3",
-            progress_bar=False,
-        )
-        _fold_parameter_cells(tmp)
-        scrub_file(tmp)  # no timestamps, durations or paths: re-rendering leaves git clean
-        tmp.replace(out)
+
+        def run(tmp: Path, src: Path = src, name: str = name) -> None:
+            pm.execute_notebook(
+                str(src),
+                str(tmp),
+                parameters=profile.notebook_parameters(name),
+                cwd=str(REPO_ROOT),
+                kernel_name="python3",
+                progress_bar=False,
+            )
+            _fold_parameter_cells(tmp)
+            scrub_file(tmp)  # no timestamps, durations or paths: re-rendering leaves git clean
+
+        atomic_write(out, run)
     return profile.source
 
 
-def pipeline_arguments(
-    profile: str, seeds: list[int], data: str, preprocessing: str
-) -> dict[str, Any]:
-    """Keyword arguments of report.table1 and claims.run_claims for a notebook under a profile:
-    the profile's training settings and results root, quiet (the page shows the result)."""
+def pipeline_options(profile: str, seeds: list[int], data: str, preprocessing: str) -> Any:
+    """The sdm.pipeline.Options of the Table 1 and claims notebooks under a profile: its training
+    settings, results root and report-only flag, quiet (the page shows the result)."""
+    from sdm.pipeline import Options
+
     settings = get_profile(profile)
-    return {
-        "seeds": list(seeds),
-        "data": data,
-        "preprocessing": preprocessing,
-        "train": settings.train,
-        "root": settings.results,
-        "quick": profile == "quick",
-        "progress": False,
-        "echo": False,
-    }
+    return Options(
+        seeds=tuple(seeds),
+        data=data,
+        preprocessing=preprocessing,
+        train=settings.train,
+        root=settings.results,
+        report_only=settings.report_only,
+        quick=profile == "quick",
+        progress=False,
+    )
 
 
 def banner(label: str) -> Any:
@@ -247,8 +251,8 @@ def train_parameters(
     (device included, although the spec does not hold it) raises ValueError naming the parameter.
     """
     from sdm.data import resolve_corpus
-    from sdm.experiment import make_specs
     from sdm.models import check_seed
+    from sdm.runs import make_specs
     from sdm.train import pick_device
     from sdm.variants import variant_from_parameters
 

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sdm.runs import RESULTS_ROOT, data_slug
+from sdm import results
+from sdm.results import RESULTS_ROOT
 
 
 @dataclass(frozen=True, eq=False)
@@ -32,25 +33,22 @@ def read_corpus(
     judge: bool = True,
 ) -> CorpusResults | None:
     """The evaluated runs of one corpus (only `seeds`, when given); None when there are none."""
-    from sdm import claims
     from sdm import table1 as t1
-    from sdm.evaluate import read_metrics
+    from sdm.judging import judge_claims
 
-    base = Path(root) / data_slug(data) / preprocessing
     metrics = {
         key: table
-        for key, table in t1.collect_metrics(base).items()
+        for key, table in results.collect_metrics(root, data, preprocessing).items()
         if seeds is None or key[1] in seeds
     }
     if not metrics:
         return None
-    oracle_path = base / "oracle" / "metrics.csv"
-    oracle = read_metrics(oracle_path) if oracle_path.exists() else None
+    oracle = results.read_oracle(root, data, preprocessing)
     any_table = next(iter(metrics.values()))
     return CorpusResults(
         data=data,
         table=t1.build_table1(metrics, oracle),
-        claims=claims.judge_claims(metrics) if judge else None,
+        claims=judge_claims(metrics) if judge else None,
         n_utterances=int(any_table["utterance"].nunique()),
         n_speakers=int(any_table["speaker"].nunique()),
         n_runs=len(metrics),

@@ -7,8 +7,15 @@
 - ``tcd-timit:PATH``: a local TCD-TIMIT copy (speaker folders like ``09F`` anywhere under PATH);
 - ``PATH``: any folder, with ``train/ val/ test/`` subfolders or ``<speaker>/**/<utt>.wav|flac``.
 
-`frames(data, split, preprocessing)` turns a split into one float32 (N, 513) array of power
-frames, cached under a key of everything that changes it: a changed setting never reads stale data.
+The last two are found by walking folders (sdm.corpora); the others are read from a manifest
+(columns path, split, speaker, ...: the only contract with the medium corpus's recipe).
+
+A split goes from audio to frames by one path, for train, val and test: `load_utterance` (audio
+as loaded, then the run's preprocessing), `stft`, power |STFT|^2 (`sdm.audio.power`).
+`frames(corpus, split, preprocessing)` concatenates a split's power frames into one float32
+(N, 513) array, cached under a key of everything that changes it (a changed setting never reads
+stale data); `load_split` keeps the waveforms and STFTs too (the test set, for resynthesis). Both
+take a Corpus (resolved once per command) or a data string.
 """
 
 from __future__ import annotations
@@ -17,11 +24,10 @@ import csv
 import hashlib
 import json
 import logging
-import os
-import random
 import re
-import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import cached_property, lru_cache
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -32,10 +38,12 @@ from sdm.audio import (
     STFTConfig,
     load_audio,
     peak_normalise,
-    power_spectrogram,
+    power,
+    stft,
     trim_silence,
     validate_signal,
 )
+from sdm.results import atomic_write
 from sdm.state import in_state
 
 logger = logging.getLogger(__name__)
@@ -51,11 +59,6 @@ PREPROCESSINGS = ("clean", "official")
 TRIM_TOP_DB = 30  # the official code's librosa.effects.trim(top_db=30)
 AUDIO_SUFFIXES = (".wav", ".flac")
 FRAMES_FORMAT = 1  # bump when the way frames are computed changes: old caches are then ignored
-
-# NTCD-TIMIT's test speakers, the paper's test set
-TCD_TIMIT_TEST = ("09F", "24M", "26M", "27M", "33F", "40F", "47M", "49F", "56M")
-TCD_TIMIT_COUNTS = {"train": 39, "val": 8, "test": 9}
-_TCD_SPEAKER = re.compile(r"^\d{2}[FM]$")
 
 VALID_FORMS = (
     "expected one of: 'shipped' (data/speech, the default); 'medium' (data/medium, built by "
@@ -99,6 +102,16 @@ class Corpus:
     def identity(self) -> str:
         return self._identity
 
+    def __eq__(self, other: object) -> bool:  # the same corpus, however often it was resolved
+        return isinstance(other, Corpus) and self._key == other._key
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    @property
+    def _key(self) -> tuple[str, str, str]:
+        return (self.name, str(self.root), self._identity)
+
     def __repr__(self) -> str:
         counts = ", ".join(f"{s}: {len(self.speakers(s))} spk" for s in SPLITS)
         return f"Corpus({self.name!r}, {len(self._utterances)} utterances; {counts})"
@@ -135,18 +148,20 @@ def resolve_corpus(data: str = "shipped") -> Corpus:
         if not (medium / "manifest.csv").is_file():
             raise DataError(
                 f"data 'medium': the medium corpus is not built yet ({medium / 'manifest.csv'} "
-                "is missing); build it with `make data-medium` or `python -m sdm data build-medium`"
+                "is missing); build it with `make data-medium` (python recipes/medium.py build)"
             )
         return _manifest_corpus(data, medium)
+    from sdm import corpora  # the folder-walking forms
+
     if data.startswith("tcd-timit:"):
         root = Path(data.split(":", 1)[1]).expanduser()
         if not root.is_dir():
             raise DataError(f"data {data!r}: {root} is not a folder; {VALID_FORMS}")
-        return _tcd_timit_corpus(data, root)
+        return corpora.tcd_timit_corpus(data, root)
     root = Path(data).expanduser()
     if not root.is_dir():
         raise DataError(f"data {data!r}: unknown name and not an existing folder; {VALID_FORMS}")
-    return _folder_corpus(data, root)
+    return corpora.folder_corpus(data, root)
 
 
 def _manifest_corpus(name: str, root: Path) -> Corpus:
@@ -172,146 +187,6 @@ def _manifest_corpus(name: str, root: Path) -> Corpus:
         utts.append(Utterance(path, row["speaker"], row["split"]))
     identity = hashlib.sha256(manifest.read_bytes()).hexdigest()
     return Corpus(name, root, utts, identity)
-
-
-def _audio_files(folder: Path) -> list[Path]:
-    return sorted(
-        p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()
-    )
-
-
-def _listing_identity(root: Path, utts: list[Utterance]) -> str:
-    """sha256 of the sorted (relative path, size, speaker, split) list: no audio is read, so
-    resolving stays fast; a changed file list, size or split gives a new identity."""
-    h = hashlib.sha256()
-    for u in sorted(utts, key=lambda u: str(u.path)):
-        rel = u.path.relative_to(root).as_posix()
-        h.update(f"{rel}\t{u.path.stat().st_size}\t{u.speaker}\t{u.split}\n".encode())
-    return h.hexdigest()
-
-
-def tcd_timit_validation_speakers(candidates: list[str], n: int = 8) -> list[str]:
-    """The validation speakers of a TCD-TIMIT copy, chosen from the non-test speakers.
-
-    Rule: n/2 female and n/2 male speakers (the test set is near-balanced, 4 F + 5 M), each taken
-    evenly spaced through that sex's speakers sorted by id, so that validation spans the recording
-    sessions (ids follow recording order). No random generator is involved, so the choice is the
-    same on every machine and library version; a sex with too few speakers is filled from the other.
-    """
-    fem = sorted(s for s in candidates if s.endswith("F"))
-    mal = sorted(s for s in candidates if s.endswith("M"))
-    n_f = min(len(fem), n // 2)
-    n_m = min(len(mal), n - n_f)
-    n_f = min(len(fem), n - n_m)
-
-    def spread(pool: list[str], k: int) -> list[str]:
-        return [pool[int((i + 0.5) * len(pool) / k)] for i in range(k)]
-
-    return sorted(spread(fem, n_f) + spread(mal, n_m))
-
-
-def _tcd_timit_corpus(name: str, root: Path) -> Corpus:
-    """Speakers are folders named like 09F / 24M anywhere under root; their audio at any depth."""
-    speakers: dict[str, list[Path]] = {}
-    for dirpath, dirnames, _ in os.walk(root):
-        for d in sorted(dirnames):
-            if _TCD_SPEAKER.match(d):
-                speakers.setdefault(d, []).extend(_audio_files(Path(dirpath) / d))
-        dirnames[:] = [d for d in dirnames if not _TCD_SPEAKER.match(d)]  # own files claimed
-    speakers = {s: files for s, files in speakers.items() if files}
-    if not speakers:
-        raise DataError(
-            f"data {name!r}: no speaker folders named like 09F or 24M with .wav/.flac audio "
-            f"under {root}; {VALID_FORMS}"
-        )
-    test = [s for s in speakers if s in TCD_TIMIT_TEST]
-    rest = sorted(s for s in speakers if s not in TCD_TIMIT_TEST)
-    if len(rest) < 2:
-        raise DataError(
-            f"data {name!r}: found {len(rest)} non-test speakers under {root}; expected at least "
-            "2 (one for training, one for validation; the paper has 47)"
-        )
-    val = tcd_timit_validation_speakers(rest, min(TCD_TIMIT_COUNTS["val"], len(rest) - 1))
-    split_of = {s: "test" if s in test else "val" if s in val else "train" for s in speakers}
-    utts = [Utterance(p, s, split_of[s]) for s, files in speakers.items() for p in files]
-    counts = {sp: sum(1 for s in speakers if split_of[s] == sp) for sp in SPLITS}
-    logger.info(
-        "%s: %d speakers (train %d, val %d, test %d), %d files; validation: %s",
-        root,
-        len(speakers),
-        counts["train"],
-        counts["val"],
-        counts["test"],
-        len(utts),
-        " ".join(val),
-    )
-    if counts != TCD_TIMIT_COUNTS:
-        missing = sorted(set(TCD_TIMIT_TEST) - set(test))
-        warnings.warn(
-            f"{root}: TCD-TIMIT speakers per split are train {counts['train']}, val "
-            f"{counts['val']}, test {counts['test']}; the paper has 39/8/9"
-            + (f" (test speakers not found: {' '.join(missing)})" if missing else ""),
-            stacklevel=3,
-        )
-    return Corpus(name, root, utts, _listing_identity(root, utts))
-
-
-def folder_split(speakers: list[str], seed: int = 0) -> dict[str, str]:
-    """Speaker -> split for a folder corpus without split folders.
-
-    Rule: sort the speakers, shuffle them with random.Random(seed), then the first
-    round(n * 9/56) (at least 1) are test, the next round(n * 8/56) (at least 1) validation and the
-    rest training: the paper's 39/8/9 proportions, speaker-disjoint, the same on every machine.
-    """
-    if len(speakers) < 3:
-        raise DataError(
-            f"a folder corpus split by speaker needs at least 3 speaker folders, got "
-            f"{len(speakers)} ({', '.join(speakers)}); add speakers, or use train/ val/ test/"
-        )
-    order = sorted(speakers)
-    random.Random(seed).shuffle(order)
-    n_test = max(1, round(len(order) * 9 / 56))
-    n_val = max(1, round(len(order) * 8 / 56))
-    return {
-        s: "test" if i < n_test else "val" if i < n_test + n_val else "train"
-        for i, s in enumerate(order)
-    }
-
-
-def _folder_corpus(name: str, root: Path) -> Corpus:
-    present = [s for s in SPLITS if (root / s).is_dir()]
-    utts = []
-    if present:
-        # the official code's layout: split folders; a speaker is the first folder below them
-        if len(present) < len(SPLITS):
-            missing = [s for s in SPLITS if s not in present]
-            raise DataError(
-                f"data {name!r}: {root} has {'/ '.join(present)}/ but not {'/ '.join(missing)}/; "
-                "expected all of train/ val/ test/ (or none: then speaker folders are split)"
-            )
-        for split in SPLITS:
-            for p in _audio_files(root / split):
-                rel = p.relative_to(root / split)
-                speaker = rel.parts[0] if len(rel.parts) > 1 else p.stem
-                utts.append(Utterance(p, speaker, split))
-        splits_of: dict[str, set[str]] = {}
-        for u in utts:
-            splits_of.setdefault(u.speaker, set()).add(u.split)
-        shared = sorted(s for s, splits in splits_of.items() if len(splits) > 1)
-        if shared:
-            warnings.warn(f"{root}: speakers in more than one split: {shared}", stacklevel=3)
-    else:
-        by_speaker = {d.name: _audio_files(d) for d in sorted(root.iterdir()) if d.is_dir()}
-        by_speaker = {s: files for s, files in by_speaker.items() if files}
-        split_of = folder_split(list(by_speaker)) if by_speaker else {}
-        utts = [Utterance(p, s, split_of[s]) for s, files in by_speaker.items() for p in files]
-    for split in SPLITS:
-        if not any(u.split == split for u in utts):
-            raise DataError(
-                f"data {name!r}: no .wav/.flac files for split {split!r} under {root}; "
-                f"{VALID_FORMS}"
-            )
-    return Corpus(name, root, utts, _listing_identity(root, utts))
 
 
 def prepare_audio(
@@ -351,8 +226,12 @@ def cache_key(corpus: Corpus, split: str, preprocessing: str, config: STFTConfig
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
+def _corpus(data: Corpus | str) -> Corpus:
+    return data if isinstance(data, Corpus) else resolve_corpus(data)
+
+
 def frames(
-    data: str = "shipped",
+    data: Corpus | str = "shipped",
     split: str = "train",
     preprocessing: str = "clean",
     cache_dir: str | Path | None = None,
@@ -363,22 +242,27 @@ def frames(
     """
     _check_split(split)
     _check_preprocessing(preprocessing)
-    corpus = resolve_corpus(data)
+    corpus = _corpus(data)
     cache_dir = Path(cache_dir) if cache_dir is not None else frames_cache_dir()
-    label = re.sub(r"[^A-Za-z0-9_.-]+", "_", corpus.root.name if data != "shipped" else data)
+    name = corpus.name
+    label = re.sub(r"[^A-Za-z0-9_.-]+", "_", corpus.root.name if name != "shipped" else name)
     key = cache_key(corpus, split, preprocessing)
     path = cache_dir / f"{label}-{split}-{preprocessing}-{key[:20]}.npy"
     if path.is_file():
         return _read_cache(path)
     utts = corpus.utterances(split)
     if not utts:
-        raise DataError(f"data {data!r}: split {split!r} has no utterances")
-    x = np.concatenate([power_spectrogram(load_utterance(u, preprocessing)) for u in utts])
-    from sdm.evaluate import write_atomically
-
-    write_atomically(path, lambda tmp: np.save(tmp, x))
-    logger.info("%s %s/%s: %d frames cached in %s", data, split, preprocessing, len(x), path)
+        raise DataError(f"data {name!r}: split {split!r} has no utterances")
+    # one utterance at a time: a big corpus's waveforms and STFTs never sit in memory together
+    x = np.concatenate([power(stft(load_utterance(u, preprocessing))) for u in utts])
+    atomic_write(path, lambda p: _save_array(p, x))
+    logger.info("%s %s/%s: %d frames cached in %s", name, split, preprocessing, len(x), path)
     return x
+
+
+def _save_array(path: Path, x: np.ndarray) -> None:
+    with open(path, "wb") as f:  # a file object: np.save would add .npy to a path
+        np.save(f, x)
 
 
 def _read_cache(path: Path) -> np.ndarray:
@@ -398,3 +282,71 @@ def _read_cache(path: Path) -> np.ndarray:
         f"{path}: corrupt frames cache ({problem}); expected float32 (frames, {STFT.n_bins}) "
         "power frames. Delete this file: it is rebuilt from the audio on the next run"
     )
+
+
+@dataclass(frozen=True, eq=False)
+class SplitAudio:
+    """A split's utterances, preprocessed, with their STFTs: computed once and shared by every
+    evaluation of a session, so the arrays are read-only."""
+
+    names: tuple[str, ...]
+    speakers: tuple[str, ...]
+    signals: tuple[np.ndarray, ...]  # float32 (samples,)
+    specs: tuple[np.ndarray, ...]  # complex64 (frames, 513)
+
+    @classmethod
+    def from_signals(
+        cls, names: Sequence[str], speakers: Sequence[str], signals: Sequence[np.ndarray]
+    ) -> SplitAudio:
+        """Build from waveforms already prepared (16 kHz, float); computes each STFT."""
+        if not (len(names) == len(speakers) == len(signals)) or not signals:
+            raise ValueError(
+                f"SplitAudio: expected as many names, speakers and signals (at least one), got "
+                f"{len(names)}, {len(speakers)} and {len(signals)}"
+            )
+        sigs = tuple(_read_only(np.asarray(x, dtype=np.float32)) for x in signals)
+        specs = tuple(_read_only(stft(x)) for x in sigs)
+        return cls(tuple(map(str, names)), tuple(map(str, speakers)), sigs, specs)
+
+    def __len__(self) -> int:
+        return len(self.signals)
+
+    @cached_property
+    def offsets(self) -> np.ndarray:
+        """Frame offsets (len + 1,): utterance u is frames offsets[u]:offsets[u + 1] of `power`."""
+        return np.concatenate([[0], np.cumsum([len(s) for s in self.specs])])
+
+    @cached_property
+    def power(self) -> np.ndarray:
+        """All frames' power, float32 (N, 513): the model's input, as `frames` computes it."""
+        return _read_only(np.concatenate([power(s) for s in self.specs]))
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
+
+
+def load_split(
+    data: Corpus | str = "shipped", preprocessing: str = "clean", split: str = "test"
+) -> SplitAudio:
+    """A split's utterances with their STFTs; cached in memory per corpus content (the key holds
+    the corpus identity, so a changed corpus is read again)."""
+    return _load_split(_corpus(data), preprocessing, split)
+
+
+@lru_cache(maxsize=8)
+def _load_split(corpus: Corpus, preprocessing: str, split: str) -> SplitAudio:
+    utts = corpus.utterances(split)
+    if not utts:
+        raise DataError(f"data {corpus.name!r}: the {split!r} split has no utterances")
+    names = [_relative_name(u.path, corpus.root) for u in utts]
+    signals = [load_utterance(u, preprocessing) for u in utts]
+    return SplitAudio.from_signals(names, [u.speaker for u in utts], signals)
+
+
+def _relative_name(path: Path, root: Path) -> str:
+    try:
+        return Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return str(path)

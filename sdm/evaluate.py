@@ -7,6 +7,9 @@ trimmed). The official code scales the reference to peak 1 and the estimate to p
 scoring; PESQ normalises levels itself and STOI is scale-invariant, so we score the signals as they
 are. Its "PESQ" is our `pesq_raw_nb` and its "STOI" our `estoi` (see sdm.metrics).
 
+The test audio and its STFTs come from sdm.data.load_split (the path every split takes), and the
+tables are written by sdm.results: this module only decodes, resynthesises and scores.
+
 Model inference runs once in this process (all test frames, in large batches); PESQ/STOI, which
 dominate the cost, run in worker processes. Results come back in utterance order whatever the number
 of workers, so serial and parallel runs give identical tables.
@@ -20,23 +23,19 @@ import math
 import multiprocessing
 import os
 import sys
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from sdm.audio import SAMPLE_RATE, istft, stft
-from sdm.metrics import WAVEFORM_METRICS, hoyer, pesq_note, utterance_metrics
+from sdm.audio import SAMPLE_RATE, istft
+from sdm.data import Corpus, SplitAudio, load_split
+from sdm.metrics import hoyer, pesq_note, utterance_metrics
+from sdm.results import COLUMNS, METRIC_COLUMNS
 
 logger = logging.getLogger(__name__)
-
-METRIC_COLUMNS = (*WAVEFORM_METRICS, "hoyer", "is_div")
-COLUMNS = ("utterance", "speaker", *METRIC_COLUMNS, "failures")
-"""Columns of every per-utterance table, in this order; `failures` is "" when nothing failed."""
 
 _FRAMES_PER_CALL = 16384  # frames decoded per model call: bounds memory on large test sets
 
@@ -59,84 +58,6 @@ def resynthesise(power_variance: np.ndarray, spec: np.ndarray, length: int) -> n
     magnitude = np.sqrt(np.maximum(power_variance, 0.0))
     phase = np.exp(1j * np.angle(spec))  # a zero bin has angle 0: its phase is taken as 1
     return istft((magnitude * phase).astype(np.complex64), length)
-
-
-@dataclass(frozen=True, eq=False)
-class TestSet:
-    """Prepared test waveforms with their STFTs, computed once and shared by every evaluation.
-
-    Arrays are read-only, because one cached TestSet serves every model evaluated in the session.
-    """
-
-    names: tuple[str, ...]
-    speakers: tuple[str, ...]
-    signals: tuple[np.ndarray, ...]  # float32 (samples,)
-    specs: tuple[np.ndarray, ...]  # complex64 (frames, 513)
-
-    @classmethod
-    def from_signals(
-        cls, names: Sequence[str], speakers: Sequence[str], signals: Sequence[np.ndarray]
-    ) -> TestSet:
-        """Build from waveforms already prepared (16 kHz, float); computes each STFT."""
-        if not (len(names) == len(speakers) == len(signals)) or not signals:
-            raise ValueError(
-                f"TestSet: expected as many names, speakers and signals (at least one), got "
-                f"{len(names)}, {len(speakers)} and {len(signals)}"
-            )
-        sigs = tuple(_read_only(np.asarray(x, dtype=np.float32)) for x in signals)
-        specs = tuple(_read_only(stft(x)) for x in sigs)
-        return cls(tuple(map(str, names)), tuple(map(str, speakers)), sigs, specs)
-
-    def __len__(self) -> int:
-        return len(self.signals)
-
-    @functools.cached_property
-    def offsets(self) -> np.ndarray:
-        """Frame offsets (len + 1,): utterance u is frames offsets[u]:offsets[u + 1] of `power`."""
-        return np.concatenate([[0], np.cumsum([len(s) for s in self.specs])])
-
-    @functools.cached_property
-    def power(self) -> np.ndarray:
-        """All frames' power |STFT|^2, float32 (N, 513): the model's input."""
-        return _read_only(np.concatenate([np.abs(s) ** 2 for s in self.specs]).astype(np.float32))
-
-
-def _read_only(a: np.ndarray) -> np.ndarray:
-    a.setflags(write=False)
-    return a
-
-
-def load_test_set(
-    data: str = "shipped", preprocessing: str = "clean", split: str = "test"
-) -> TestSet:
-    """The split's utterances, preprocessed, with STFTs; cached in memory per corpus content.
-
-    The cache key includes the corpus identity (sha256 of its manifest or file list), so a changed
-    corpus is read again.
-    """
-    from sdm.data import resolve_corpus
-
-    corpus = resolve_corpus(data)
-    return _load_test_set(corpus.name, str(corpus.root), corpus.identity(), preprocessing, split)
-
-
-@functools.lru_cache(maxsize=8)
-def _load_test_set(data: str, root: str, identity: str, preprocessing: str, split: str) -> TestSet:
-    from sdm.data import load_utterance, resolve_corpus
-
-    utts = resolve_corpus(data).utterances(split)
-    if not utts:
-        raise ValueError(f"data {data!r}: the {split!r} split has no utterances")
-    names = [_relative_name(u.path, Path(root)) for u in utts]
-    signals = [load_utterance(u, preprocessing) for u in utts]
-    return TestSet.from_signals(names, [u.speaker for u in utts], signals)
-
-
-def _relative_name(path: Path, root: Path) -> str:
-    try:
-        return Path(path).relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def _model_decoder(model: Any) -> Decoder:
@@ -214,7 +135,7 @@ def _groups(offsets: np.ndarray, max_frames: int) -> list[range]:
 
 
 def _evaluate(
-    test_set: TestSet, decode: Decoder, n_jobs: int | None, progress: bool, desc: str
+    test_set: SplitAudio, decode: Decoder, n_jobs: int | None, progress: bool, desc: str
 ) -> list[Any]:
     """One table per member; see evaluate_model."""
     import pandas as pd
@@ -267,7 +188,7 @@ def _collect(jobs: list[tuple[dict[str, Any], Future]]) -> None:
 
 def evaluate_model(
     model: Any,
-    data: str = "shipped",
+    data: Corpus | str = "shipped",
     preprocessing: str = "clean",
     split: str = "test",
     n_jobs: int | None = None,
@@ -284,12 +205,13 @@ def evaluate_model(
     n_jobs: worker processes for PESQ/STOI (None: all cores; 1: in this process).
     Beside the paper, compare pesq_raw_nb (its PESQ, pypesq) and estoi (its STOI).
     """
-    test_set = load_test_set(data, preprocessing, split)
-    return _evaluate(test_set, _model_decoder(model), n_jobs, progress, f"evaluate {data}/{split}")
+    test_set = load_split(data, preprocessing, split)
+    name = getattr(data, "name", data)
+    return _evaluate(test_set, _model_decoder(model), n_jobs, progress, f"evaluate {name}/{split}")
 
 
 def evaluate_oracle(
-    data: str = "shipped",
+    data: Corpus | str = "shipped",
     preprocessing: str = "clean",
     split: str = "test",
     n_jobs: int | None = None,
@@ -300,8 +222,9 @@ def evaluate_oracle(
     It is the ceiling the resynthesis method allows (STFT round trip only); hoyer is NaN (no code)
     and is_div is 0. Same columns as evaluate_model.
     """
-    test_set = load_test_set(data, preprocessing, split)
-    return _evaluate(test_set, _oracle_decode, n_jobs, progress, f"oracle {data}/{split}")[0]
+    test_set = load_split(data, preprocessing, split)
+    name = getattr(data, "name", data)
+    return _evaluate(test_set, _oracle_decode, n_jobs, progress, f"oracle {name}/{split}")[0]
 
 
 class SignalResult(NamedTuple):
@@ -316,7 +239,7 @@ def evaluate_signal(model: Any, x: np.ndarray) -> list[SignalResult]:
 
     PESQ runs in child processes (sdm.metrics, `isolated`): a signal of any length gives metrics
     or NaN with a reason, never a crashed process."""
-    ts = TestSet.from_signals(["signal"], [""], [x])
+    ts = SplitAudio.from_signals(["signal"], [""], [x])
     variance, sparsity, is_div = _model_decoder(model)(ts.power)
     results = []
     for s in range(len(variance)):
@@ -337,61 +260,3 @@ def evaluate_file(model: Any, path: str | Path, preprocessing: str = "clean") ->
 
     x = prepare_audio(load_audio(path), "test", preprocessing, str(path))
     return evaluate_signal(model, x)
-
-
-def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temporary file in the same folder, then rename: never a half-written file.
-
-    The file gets the mode any new file gets (0666 less the umask), not mkstemp's private 0600."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.fchmod(fd, 0o666 & ~_umask())
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)  # reading the umask means setting it; restored at once
-    os.umask(mask)
-    return mask
-
-
-def write_metrics(table: Any, path: str | Path) -> None:
-    """Write a per-utterance table as CSV, atomically."""
-    write_atomically(Path(path), lambda p: table.to_csv(p, index=False))
-
-
-def read_metrics(path: str | Path) -> Any:
-    """Read a table written by write_metrics (empty `failures` read back as "")."""
-    import pandas as pd
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no metrics CSV; expected one written by write_metrics")
-    # only metric cells may be NaN; text cells stay text ("" = no failure, a speaker named "NA")
-    table = pd.read_csv(
-        path,
-        dtype={"utterance": str, "speaker": str, "failures": str},
-        keep_default_na=False,
-        na_values={c: ["", "NaN", "nan"] for c in METRIC_COLUMNS},
-    )
-    missing = [c for c in COLUMNS if c not in table.columns]
-    if missing:
-        raise ValueError(f"{path}: missing columns {missing}; expected {list(COLUMNS)}")
-    return table
-
-
-def write_audio(path: str | Path, x: np.ndarray, fs: int = SAMPLE_RATE) -> None:
-    """Write a waveform (format from the suffix, e.g. .wav or .flac), atomically."""
-    import soundfile as sf
-
-    path = Path(path)
-    fmt = path.suffix.lstrip(".").upper()
-    if fmt not in sf.available_formats():
-        raise ValueError(f"{path}: unknown audio suffix; expected .wav, .flac or .ogg")
-    write_atomically(path, lambda p: sf.write(p, np.asarray(x, dtype=np.float32), fs, format=fmt))

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from sdm.runs import RESULTS_ROOT, data_slug
+from sdm.results import RESULTS_ROOT, data_slug
 from sdm.variants import VARIANTS
 
 MIN_SEEDS = 3

@@ -1,5 +1,5 @@
-"""Training a stack across CPU cores: one single-threaded process per core, each with a share of
-the members.
+"""Training a stack across CPU cores: which members go together (`shard_members`, a pure function of
+the member list) and starting one single-threaded process per shard (`fit_in_processes`).
 
 Why processes and not threads: the model's GEMMs are small (128 x 513 x 128), and torch's intra-op
 threads synchronise at every kernel. Two processes with one thread each, every one running its own
@@ -7,7 +7,8 @@ stack, train ≈ 1.6x more variant-frames per second on a 2-core CPU than one pr
 threads (benchmarks/train_speed.py, book page "Performance"). Members never interact, and each has
 its own seed streams, so a member's result does not depend on which process trained it.
 
-On a GPU one process drives the device; sharding is for the CPU only.
+On a GPU one process drives the device; sharding is for the CPU only. A cluster job trains one
+shard by itself (sdm.stacks.train_shard), with the same shards and shard files as here.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import torch
 
 from sdm.config import ModelConfig, TrainConfig
 from sdm.nets import N_BINS
+from sdm.results import shard_checkpoint
 from sdm.train import MemberResult, fit, pick_device
 
 _start_barrier: Any = None  # set in each worker by _init_worker
@@ -62,32 +64,6 @@ def shard_members(configs: Sequence[ModelConfig], seeds: Sequence[int], n: int) 
     return [sorted(s) for s in shards if s]
 
 
-def shard_checkpoint(checkpoint: Path, index: int, count: int) -> Path:
-    """The resume file of shard `index` of `count`: beside the stack's own, named by both."""
-    return checkpoint.with_name(f"{checkpoint.stem}.shard{index}of{count}{checkpoint.suffix}")
-
-
-def _shard_files(checkpoint: Path) -> list[Path]:
-    return sorted(checkpoint.parent.glob(f"{checkpoint.stem}.shard*of*{checkpoint.suffix}"))
-
-
-def existing_layout(checkpoint: Path) -> int | None:
-    """How many processes the checkpoint on disk was written by (1: unsharded), or None.
-
-    A run resumes with the layout it was started with, whatever `workers` says now."""
-    if checkpoint.exists():
-        return 1
-    counts = {int(p.stem.rsplit("of", 1)[1]) for p in _shard_files(checkpoint)}
-    return max(counts) if counts else None
-
-
-def remove_checkpoints(checkpoint: Path) -> None:
-    """Remove the stack's resume file(s), sharded or not."""
-    checkpoint.unlink(missing_ok=True)
-    for p in _shard_files(checkpoint):
-        p.unlink(missing_ok=True)
-
-
 def _init_worker(barrier: Any, threads: int) -> None:
     global _start_barrier
     _start_barrier = barrier
@@ -99,34 +75,27 @@ def _fit_shard(kwargs: dict[str, Any]) -> bytes:
     buffer = io.BytesIO()
     # results go back as one blob: torch's pickler would share every weight tensor through its
     # own file descriptor, and a 70-member stack would run into the open-file limit
-    torch.save(fit(**kwargs), buffer)
+    torch.save([vars(r) for r in fit(**kwargs)], buffer)
     return buffer.getvalue()
 
 
-def fit_sharded(
+def fit_in_processes(
     configs: Sequence[ModelConfig],
     seeds: Sequence[int],
     train: torch.Tensor,
     val: torch.Tensor,
-    cfg: TrainConfig = TrainConfig(),
-    device: str = "auto",
-    checkpoint: Path | None = None,
-    on_member_done: Callable[[MemberResult], None] | None = None,
-    progress: bool = True,
-    workers: int | str = "auto",
+    cfg: TrainConfig,
+    device: str,
+    checkpoint: Path | None,
+    on_member_done: Callable[[MemberResult], None] | None,
+    progress: bool,
+    n: int,
 ) -> list[MemberResult]:
-    """`sdm.train.fit` with the members spread over `workers` processes (see the module docstring).
+    """`sdm.train.fit` over `n` processes, each training one shard into its own shard file.
 
-    Same arguments and results as fit (results in input order). `on_member_done` runs in the
-    worker process, so it must be picklable (a module-level function or a partial of one). Each
-    shard has its own checkpoint; an existing checkpoint decides the layout, so a run resumes as
-    it started. Only the first process shows a progress bar.
-    """
-    n = resolve_workers(workers, device, len(configs))
-    if checkpoint is not None:
-        n = existing_layout(checkpoint) or n
-    if n == 1:
-        return fit(configs, seeds, train, val, cfg, device, checkpoint, on_member_done, progress)
+    `on_member_done` runs in the worker process, so it must be picklable (a module-level function,
+    a partial of one, or an instance of a module-level class). Only the first process shows a
+    progress bar. Results in input order."""
     shards = shard_members(configs, seeds, n)
     n = len(shards)
     threads = max(1, math.floor(torch.get_num_threads() / n))
@@ -134,7 +103,7 @@ def fit_sharded(
     train, val = train.cpu().share_memory_(), val.cpu().share_memory_()
     ctx = torch.multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(n)
-    results: list[MemberResult | None] = [None] * len(configs)
+    found: list[MemberResult | None] = [None] * len(configs)
     env_threads = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = str(threads)  # spawned interpreters start with this many
     try:
@@ -165,10 +134,11 @@ def fit_sharded(
             for future in finished:
                 if future.exception() is not None:
                     raise future.exception()
+            torch.serialization.add_safe_globals([ModelConfig])
             for shard, future in zip(shards, futures):
                 blob = io.BytesIO(future.result())
-                for i, r in zip(shard, torch.load(blob, weights_only=False)):
-                    results[i] = r
+                for i, r in zip(shard, torch.load(blob, weights_only=True)):
+                    found[i] = MemberResult(**r)
         except BaseException:
             # one shard failed (or Ctrl-C): end the others now rather than after their training;
             # their checkpoints stay as last written
@@ -182,14 +152,19 @@ def fit_sharded(
             os.environ.pop("OMP_NUM_THREADS", None)
         else:
             os.environ["OMP_NUM_THREADS"] = env_threads
-    return [r for r in results if r is not None]
+    return [r for r in found if r is not None]
+
+
+def fit_sharded(*args: Any, workers: int | str = "auto", **kwargs: Any) -> list[MemberResult]:
+    """`sdm.train.fit` with its workers defaulting to 'auto' (one process per core): the name
+    fit had before it took `workers`, kept for scripts written against it."""
+    return fit(*args, workers=workers, **kwargs)
 
 
 __all__ = [
-    "existing_layout",
+    "fit_in_processes",
     "fit_sharded",
     "member_cost",
-    "remove_checkpoints",
     "resolve_workers",
     "shard_checkpoint",
     "shard_members",

@@ -2,7 +2,7 @@
 benchmarks/train_speed.py); nothing on that page is typed by hand.
 
 C10 (SDM-VAE's cost per training step over the VAE's) is estimated here exactly as the claims
-page does it, by sdm.claims: the mean of the per-repeat ratios, with its bootstrap interval.
+page does it, by sdm.judging: the mean of the per-repeat ratios, with its bootstrap interval.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from sdm.claims import BENCHMARK_DIR, N_RESAMPLES, RNG_SEED, STEP_TIME_LIMIT, bootstrap
+from sdm.claims import STEP_TIME_LIMIT
+from sdm.judging import BENCHMARK_DIR
+from sdm.stats import N_RESAMPLES, RNG_SEED, bootstrap
 
 
 def load_benchmarks(directory: Path = BENCHMARK_DIR) -> dict[str, dict[str, Any]]:

@@ -1,52 +1,32 @@
-"""Where runs live and when a finished run may be reused.
+"""Run identity: what makes two runs the same run, and when a finished one may be reused.
 
-Layout: <root>/<data>/<preprocessing>/<variant>/seed-<s>/ holding config.json, history.csv,
-model.pt (best weights) and, once evaluated, metrics.csv. Resume checkpoints live in an ignored
-ckpt/ folder. A run is *trained* when config.json says so and history.csv exists; *evaluated* when
-metrics.csv exists. Reuse compares the run's identity only (../shared/DECISIONS.md): not device,
-stack, threads or folder.
+A run is one (data, preprocessing, variant, seed, training settings). Reuse compares its identity
+(data name and manifest checksum, preprocessing, variant, seed, and the training settings that
+change the result), not the device, the stack it trained in, the thread count or the folder: a
+run trained in a GPU stack is reused by a CPU notebook (book/conventions.md, "Run identity").
+Where its files live is sdm.results' business.
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import json
-import os
-import platform
-import re
+import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from sdm import results
 from sdm.config import ModelConfig, TrainConfig
-from sdm.models import LatentStack, build_model, build_stack
-from sdm.state import checkpoint_root
+from sdm.data import PREPROCESSINGS
+from sdm.models import LatentStack, build_stack, check_seed
 
-RESULTS_ROOT = Path(__file__).resolve().parent.parent / "results"
-QUICK_ROOT = RESULTS_ROOT.with_name("results-quick")
-CONFIG_FILE, HISTORY_FILE, WEIGHTS_FILE, METRICS_FILE = (
-    "config.json",
-    "history.csv",
-    "model.pt",
-    "metrics.csv",
-)
+log = logging.getLogger(__name__)
 
 
 class RunConflictError(ValueError):
     """A finished run exists at the path with a different identity."""
-
-
-def data_slug(data: str) -> str:
-    """Folder name for a data string: shipped, medium, tcd-timit, or folder-<name> for a PATH."""
-    if data in ("shipped", "medium"):
-        return data
-    if data.startswith("tcd-timit:"):
-        return "tcd-timit"
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(data).expanduser().resolve().name) or "root"
-    return f"folder-{name}"
 
 
 @dataclass(frozen=True)
@@ -60,8 +40,11 @@ class RunSpec:
     train: TrainConfig
 
     def identity(self, data_sha256: str) -> dict[str, Any]:
+        """The run's identity as config.json stores it (frozen keys)."""
         return {
-            "data": self.data if self.data in ("shipped", "medium") else data_slug(self.data),
+            "data": self.data
+            if self.data in ("shipped", "medium")
+            else results.data_slug(self.data),
             "data_sha256": data_sha256,
             "preprocessing": self.preprocessing,
             "variant": self.model.name,
@@ -70,43 +53,26 @@ class RunSpec:
             "train": self.train.identity(),
         }
 
-    def directory(self, root: Path = RESULTS_ROOT) -> Path:
-        return (
-            Path(root)
-            / data_slug(self.data)
-            / self.preprocessing
-            / self.model.name
-            / f"seed-{self.seed}"
-        )
+    def directory(self, root: Path = results.RESULTS_ROOT) -> Path:
+        return results.run_dir(root, self.data, self.preprocessing, self.model.name, self.seed)
+
+    @property
+    def label(self) -> str:
+        return f"{self.model.name}/seed-{self.seed}"
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file and a rename, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def read_config(run_dir: Path) -> dict[str, Any] | None:
-    path = Path(run_dir) / CONFIG_FILE
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(
-            f"{path}: not valid JSON ({err}); delete the run or use --overwrite"
-        ) from err
-
-
-def is_trained(run_dir: Path) -> bool:
-    cfg = read_config(run_dir)
-    return bool(cfg and cfg.get("status") == "trained" and (Path(run_dir) / HISTORY_FILE).exists())
-
-
-def is_evaluated(run_dir: Path) -> bool:
-    return (Path(run_dir) / METRICS_FILE).exists()
+def make_specs(
+    variants: Iterable[ModelConfig],
+    seeds: Iterable[int],
+    data: str = "shipped",
+    preprocessing: str = "clean",
+    train: TrainConfig = TrainConfig(),
+) -> list[RunSpec]:
+    """One RunSpec per (variant, seed), variants outermost."""
+    if preprocessing not in PREPROCESSINGS:
+        raise ValueError(f"preprocessing: expected one of {PREPROCESSINGS}, got {preprocessing!r}")
+    seeds = [check_seed(s) for s in seeds]
+    return [RunSpec(data, preprocessing, v, s, train) for v in variants for s in seeds]
 
 
 def identity_differences(saved: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
@@ -123,10 +89,14 @@ def identity_differences(saved: dict[str, Any], wanted: dict[str, Any]) -> list[
 
 
 def check_reusable(run_dir: Path, identity: dict[str, Any]) -> bool:
-    """True when a finished run with this identity is there; raise when a different one is."""
-    if not is_trained(run_dir):
+    """True when a finished run with this identity is there; raise when a different one is.
+
+    A finished run is reusable only while it can still be used: its weights are there, or its
+    metrics are (committed seeds without weights are read, never retrained). One with neither is
+    trained again, and says so."""
+    if not results.is_trained(run_dir):
         return False
-    saved = read_config(run_dir)["identity"]
+    saved = results.read_config(run_dir)["identity"]
     diff = identity_differences(saved, identity)
     if diff:
         details = ", ".join(
@@ -136,6 +106,14 @@ def check_reusable(run_dir: Path, identity: dict[str, Any]) -> bool:
             f"{run_dir} holds a finished run with other settings ({details}); "
             "pass --overwrite to replace it or --out to write elsewhere"
         )
+    if not results.has_weights(run_dir) and not results.is_evaluated(run_dir):
+        log.warning(
+            "%s: config.json says trained, but %s and %s are missing: training it again",
+            run_dir,
+            results.WEIGHTS_FILE,
+            results.METRICS_FILE,
+        )
+        return False
     return True
 
 
@@ -145,93 +123,24 @@ def _get(d: dict[str, Any], dotted: str) -> Any:
     return d
 
 
-def save_run(
-    run_dir: Path,
-    identity: dict[str, Any],
-    model: ModelConfig,
-    seed: int,
-    best_state: dict[str, torch.Tensor],
-    history: list[dict[str, float]],
-    result: dict[str, Any],
-    device: str,
-    stack: list[str],
-) -> None:
-    """Write weights, history and config.json (last, so its presence means the rest is there)."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / f".{WEIGHTS_FILE}.tmp{os.getpid()}"
-    torch.save({"model": model.to_dict(), "seed": seed, "state_dict": best_state}, tmp)
-    os.replace(tmp, run_dir / WEIGHTS_FILE)
-    atomic_write_text(run_dir / HISTORY_FILE, _csv(history))
-    config = {
-        "status": "trained",
-        "identity": identity,
-        "result": result,
-        "environment": {
-            "device": device,
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "threads": torch.get_num_threads(),
-            "stack": stack,
-        },
-    }
-    atomic_write_text(run_dir / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
-
-
-def _csv(rows: list[dict[str, float]]) -> str:
-    if not rows:
-        return ""
-    fields = list(dict.fromkeys(k for r in rows for k in r))
-    lines: list[str] = []
-
-    class _W:
-        def write(self, s: str) -> None:
-            lines.append(s)
-
-    w = csv.DictWriter(_W(), fieldnames=fields, lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    return "".join(lines)
-
-
-def load_run(run_dir: Path, device: str | torch.device = "cpu") -> LatentStack:
-    """Rebuild a trained model from its run folder alone (config + best weights)."""
-    path = Path(run_dir) / WEIGHTS_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no trained weights here (train the run first)")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    model = build_model(ModelConfig.from_dict(blob["model"]), blob["seed"])
-    model.load_state_dict(blob["state_dict"])
-    return model.to(device).eval()
-
-
-def load_runs(run_dirs: list[Path], device: str | torch.device = "cpu") -> LatentStack:
-    """Several trained runs of one shape as one stack (members in the given order),
-    for evaluation."""
-    blobs = []
-    for d in run_dirs:
-        path = Path(d) / WEIGHTS_FILE
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no trained weights here (train the run first)")
-        blobs.append(torch.load(path, map_location="cpu", weights_only=True))
+def load_runs(run_dirs: Sequence[Path], device: str | torch.device = "cpu") -> LatentStack:
+    """Trained runs of one shape as one stack (members in the given order), rebuilt from their
+    folders alone (config + best weights); one run gives a stack of one."""
+    blobs = [results.read_weights(d) for d in run_dirs]
+    if not blobs:
+        raise ValueError("load_runs: expected at least one run folder, got none")
     configs = [ModelConfig.from_dict(b["model"]) for b in blobs]
+    shapes = {c.shape_key for c in configs}
+    if len(shapes) > 1:
+        raise ValueError(f"load_runs: runs of different shapes cannot share a stack: {run_dirs}")
     model = build_stack(configs, [b["seed"] for b in blobs])
-    state = {k: torch.cat([b["state_dict"][k] for b in blobs]) for k in blobs[0]["state_dict"]}
-    model.load_state_dict(state)
+    try:
+        keys = blobs[0]["state_dict"]
+        model.load_state_dict({k: torch.cat([b["state_dict"][k] for b in blobs]) for k in keys})
+    except (RuntimeError, KeyError, TypeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(
+            f"{results.WEIGHTS_FILE} in {', '.join(map(str, run_dirs))}: weights do not fit the "
+            f"model its config names ({first}); remove the run or train it again with --overwrite"
+        ) from None
     return model.to(device).eval()
-
-
-def checkpoint_dir(root: Path, data: str, preprocessing: str) -> Path:
-    """The folder of a corpus's resume checkpoints: <root>/<data>/<prep>/ckpt (ignored by git),
-    or under $SDM_STATE_DIR when that is set (sdm.state)."""
-    base = checkpoint_root(root)
-    if base == Path(root):
-        return base / data_slug(data) / preprocessing / "ckpt"
-    return base / data_slug(data) / preprocessing
-
-
-def stack_checkpoint(root: Path, data: str, preprocessing: str, specs: list[RunSpec]) -> Path:
-    """Resume file of a stack, named by its members and settings."""
-    key = json.dumps([(s.model.name, s.seed, s.train.identity()) for s in specs], sort_keys=True)
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return checkpoint_dir(root, data, preprocessing) / f"stack-{digest}.pt"

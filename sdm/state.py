@@ -10,12 +10,12 @@ under one folder outside it:
     $SDM_STATE_DIR/cache/frames/
 
 The results root's path is part of the checkpoint folder's name, so two results trees (say
-`results/` and `results-quick/`, or two clones) never share a checkpoint. File names are unchanged.
+`results/` and `results-quick/`, or two clones) never share a checkpoint. File names are unchanged;
+sdm.results places the checkpoints, sdm.data the corpus and the caches.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -33,16 +33,6 @@ def state_dir() -> Path | None:
     if path.exists() and not path.is_dir():
         raise ValueError(f"{STATE_ENV}={value}: expected a folder, found a file")
     return path.resolve()
-
-
-def checkpoint_root(results_root: Path) -> Path:
-    """The folder under which a results tree's checkpoints live: the tree itself by default."""
-    state = state_dir()
-    if state is None:
-        return Path(results_root)
-    resolved = Path(results_root).expanduser().resolve()
-    digest = hashlib.sha256(str(resolved).encode()).hexdigest()[:8]
-    return state / "ckpt" / f"{resolved.name}-{digest}"
 
 
 def in_state(relative: str, default: Path) -> Path:

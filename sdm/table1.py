@@ -7,19 +7,16 @@ beside our `pesq_raw_nb` and `estoi`; `pesq_wb` and `stoi` follow without a pape
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import numpy as np
-
 from sdm.config import ModelConfig
-from sdm.evaluate import read_metrics, write_atomically
+from sdm.metrics import CONVENTIONS
+from sdm.stats import summarise
 from sdm.variants import LATENT_SIZES, VARIANTS
 
-PAPER_METRICS = ("pesq_raw_nb", "estoi", "hoyer")
+PAPER_METRICS = tuple(CONVENTIONS["paper"].values())  # its PESQ, STOI and Hoyer columns
 TABLE_METRICS = (*PAPER_METRICS, "pesq_wb", "stoi")
 ORACLE = "oracle"
 
@@ -80,27 +77,6 @@ def table1_columns() -> list[str]:
     return cols
 
 
-def _cell_stats(tables: list[Any], metric: str) -> tuple[float, float, float]:
-    """(mean over seeds, 95% CI half-width from the seed means, mean per-utterance SE)."""
-    from scipy import stats
-
-    means, ses = [], []
-    for table in tables:
-        values = table[metric].to_numpy(dtype=float)
-        values = values[np.isfinite(values)]
-        if len(values):
-            means.append(values.mean())
-        if len(values) > 1:
-            ses.append(values.std(ddof=1) / math.sqrt(len(values)))
-    if not means:
-        return math.nan, math.nan, math.nan
-    n = len(means)
-    ci = math.nan
-    if n > 1:
-        ci = float(stats.t.ppf(0.975, n - 1) * np.std(means, ddof=1) / math.sqrt(n))
-    return float(np.mean(means)), ci, float(np.mean(ses)) if ses else math.nan
-
-
 def build_table1(metrics: Mapping[tuple[str, int], Any], oracle: Any | None = None) -> Any:
     """Summarise per-utterance tables into Table 1 (pandas DataFrame, one row per model + oracle).
 
@@ -127,7 +103,8 @@ def build_table1(metrics: Mapping[tuple[str, int], Any], oracle: Any | None = No
         record: dict[str, float] = {}
         for m, (name, tables) in cells.items():
             for metric in TABLE_METRICS:
-                stats = _cell_stats(tables, metric)
+                cell = summarise([t[metric].to_numpy(dtype=float) for t in tables])
+                stats = (cell.mean, cell.ci95, cell.utterance_se)
                 for suffix, value in zip(_STAT_SUFFIXES, stats, strict=True):
                     record[f"m{m}_{metric}{suffix}"] = value
                 if metric in PAPER_METRICS:
@@ -142,69 +119,6 @@ def build_table1(metrics: Mapping[tuple[str, int], Any], oracle: Any | None = No
         records, index=pd.Index(list(rows), name="model"), columns=table1_columns()
     )
     return table.astype({c: int for c in table.columns if c.endswith(("_seeds", "_failed"))})
-
-
-_NAMES = {
-    "pesq_raw_nb": "PESQ raw-nb",
-    "estoi": "ESTOI",
-    "hoyer": "Hoyer",
-    "pesq_wb": "PESQ wb",
-    "stoi": "STOI",
-}
-_DECIMALS = {"pesq_raw_nb": 2, "pesq_wb": 2, "estoi": 3, "stoi": 3, "hoyer": 3}
-_DASH = "—"
-
-
-def _number(value: float, decimals: int) -> str:
-    return _DASH if not math.isfinite(value) else f"{value:.{decimals}f}"
-
-
-def format_table1(table: Any) -> list[list[str]]:
-    """The table as rows of text cells, header first: `mean ± CI (se)`, the paper beside each."""
-    header = ["model"]
-    for m in LATENT_SIZES:
-        for metric in TABLE_METRICS:
-            header.append(f"{_NAMES[metric]} m={m}")
-            if metric in PAPER_METRICS:
-                header.append("paper")
-    header += ["seeds", "failed"]
-    lines = [header]
-    for label, row in table.iterrows():
-        cells = [str(label)]
-        for m in LATENT_SIZES:
-            for metric in TABLE_METRICS:
-                key, dec = f"m{m}_{metric}", _DECIMALS[metric]
-                if math.isfinite(row[key]):
-                    ci, se = _number(row[f"{key}_ci95"], dec), _number(row[f"{key}_se"], dec)
-                    cells.append(f"{row[key]:.{dec}f} ± {ci} ({se})")
-                else:
-                    cells.append(_DASH)
-                if metric in PAPER_METRICS:
-                    cells.append(_number(row[f"{key}_paper"], 2))
-        cells.append("/".join(str(int(row[f"m{m}_seeds"])) for m in LATENT_SIZES))
-        cells.append("/".join(str(int(row[f"m{m}_failed"])) for m in LATENT_SIZES))
-        lines.append(cells)
-    return lines
-
-
-def to_markdown(table: Any, title: str | None = "Table 1", note: str = "") -> str:
-    """Markdown: a title (none if None), a legend, the table;
-    `note` (e.g. "quick run") goes first."""
-    lines = format_table1(table)
-    legend = (
-        "Each cell: mean over seeds ± half-width of the 95% t-interval of the seed means "
-        f"({_DASH} with one seed), then (per-utterance standard error). `paper`: Sadeghi & Magron "
-        "(2022), Table 1 — its PESQ is raw narrow-band P.862 (pypesq), its STOI is ESTOI. "
-        "`seeds` and `failed` (utterances with a missing metric): m=32/m=64."
-    )
-    out = [f"# {title}", ""] if title else []
-    if note:
-        out += [f"**{note}**", ""]
-    out += [legend, ""]
-    out.append("| " + " | ".join(lines[0]) + " |")
-    out.append("|" + "|".join("---" for _ in lines[0]) + "|")
-    out += ["| " + " | ".join(cells) + " |" for cells in lines[1:]]
-    return "\n".join(out) + "\n"
 
 
 def compare_corpora(tables: Mapping[str, Any], metrics: tuple[str, ...] = PAPER_METRICS) -> Any:
@@ -238,62 +152,6 @@ def compare_corpora(tables: Mapping[str, Any], metrics: tuple[str, ...] = PAPER_
         records.append(record)
     index = [label if label == ORACLE else f"{label}, m={m}" for label, m in cells]
     return pd.DataFrame(records, index=pd.Index(index, name="model"))
-
-
-def comparison_markdown(comparison: Any) -> str:
-    """compare_corpora's table as Markdown, metrics named as on Table 1."""
-    header = ["model"]
-    for column in comparison.columns:
-        metric, corpus = column.split(" ", 1)  # metric names have no spaces; corpora may
-        header.append(f"{_NAMES[metric]} {corpus}")
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    for label, row in comparison.iterrows():
-        cells = [str(label)]
-        for column, value in row.items():
-            metric = column.split(" ", 1)[0]
-            cells.append(_number(value, 2 if column.endswith(" paper") else _DECIMALS[metric]))
-        out.append("| " + " | ".join(cells) + " |")
-    return "\n".join(out) + "\n"
-
-
-def write_csv(table: Any, path: str | Path) -> None:
-    """Write build_table1's table as CSV (index = model), atomically."""
-    write_atomically(Path(path), lambda p: table.to_csv(p))
-
-
-def read_csv(path: str | Path) -> Any:
-    """Read a table written by write_csv."""
-    import pandas as pd
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no Table-1 CSV; expected one written by write_csv")
-    return pd.read_csv(path, index_col="model")
-
-
-def write_markdown(table: Any, path: str | Path, title: str = "Table 1", note: str = "") -> None:
-    """Write to_markdown(table, title, note) to `path`, atomically."""
-    text = to_markdown(table, title, note)
-    write_atomically(Path(path), lambda p: p.write_text(text, encoding="utf-8"))
-
-
-_SEED_DIR = re.compile(r"^seed-(\d+)$")
-
-
-def collect_metrics(
-    results_dir: str | Path, filename: str = "metrics.csv"
-) -> dict[tuple[str, int], Any]:
-    """Read every <results_dir>/<variant>/seed-<s>/<filename> into {(variant, seed): table}.
-
-    results_dir is results/<data>/<preprocessing>; folders that are not Table-1 variants (the
-    oracle, ablations) and runs without a metrics file are skipped.
-    """
-    found = {}
-    for path in sorted(Path(results_dir).glob(f"*/seed-*/{filename}")):
-        variant, seed = path.parent.parent.name, _SEED_DIR.match(path.parent.name)
-        if variant in VARIANTS and seed:
-            found[(variant, int(seed.group(1)))] = read_metrics(path)
-    return found
 
 
 def long_summary(table: Any) -> Any:

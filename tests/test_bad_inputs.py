@@ -29,12 +29,17 @@ VARIANT = "vae-m32"
 SR = 16000
 
 
-def _error(capsys: pytest.CaptureFixture, code: int, command: str) -> str:
+RECIPE = "python recipes/medium.py"  # the medium corpus's data recipe, not the sdm CLI
+
+
+def _error(
+    capsys: pytest.CaptureFixture, code: int, command: str, program: str = "python -m sdm"
+) -> str:
     """The one error line of an in-process command that exited with status 2."""
     err = capsys.readouterr().err
     lines = [line for line in err.strip().splitlines() if line]
     assert code == 2 and len(lines) == 1, err
-    assert "Traceback" not in err and lines[0].startswith(f"python -m sdm {command}: error:")
+    assert "Traceback" not in err and lines[0].startswith(f"{program} {command}: error:")
     return lines[0]
 
 
@@ -107,11 +112,12 @@ def test_a_long_signal_loses_no_result_and_short_ones_score_as_before():
     the long one as the mean over segments, the short one exactly as one pesq call gives it."""
     from pesq import pesq
 
-    from sdm.evaluate import TestSet, _evaluate, _oracle_decode, resynthesise
+    from sdm.data import SplitAudio
+    from sdm.evaluate import _evaluate, _oracle_decode, resynthesise
     from sdm.metrics import WHOLE_SIGNAL_MAX_S, pesq_segments
 
     short, long = _utterance(), _shipped(66)
-    ts = TestSet.from_signals(["short", "long"], ["a", "b"], [short, long])
+    ts = SplitAudio.from_signals(["short", "long"], ["a", "b"], [short, long])
     (table,) = _evaluate(ts, _oracle_decode, n_jobs=2, progress=False, desc="")
     assert list(table["utterance"]) == ["short", "long"]
     assert (table["failures"] == "").all(), table["failures"].tolist()
@@ -148,7 +154,8 @@ def test_a_pesq_crash_is_nan_with_its_reason_and_the_process_lives_on():
 
 def test_build_medium_removes_only_folders_it_marked_as_its_own(tmp_path, monkeypatch, capsys):
     """Before: any `.<out>.*-<digits>` folder beside --out was deleted, even by a failing build."""
-    from sdm.medium import BUILD_MARK, socket
+    from recipes.medium import BUILD_MARK, socket
+    from recipes.medium import main as build
 
     monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))  # no apt-get: the build fails
     out = tmp_path / "medium-test"
@@ -160,7 +167,7 @@ def test_build_medium_removes_only_folders_it_marked_as_its_own(tmp_path, monkey
     ours.mkdir()
     mark = {"folder": ours.name, "pid": 999999999, "host": socket.gethostname()}
     (ours / BUILD_MARK).write_text(json.dumps(mark))
-    line = _error(capsys, main(["data", "build-medium", "--out", str(out)]), "data")
+    line = _error(capsys, build(["build", "--out", str(out)]), "build", RECIPE)
     assert "apt-get was not found" in line
     assert all((f / "keep.txt").is_file() for f in foreign) and not ours.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f.name for f in foreign)
@@ -257,7 +264,7 @@ def test_files_written_through_a_temporary_file_get_the_umask_mode(tmp_path):
     import pandas as pd
 
     from sdm.data import frames
-    from sdm.evaluate import write_metrics
+    from sdm.results import write_metrics
 
     previous = os.umask(0o027)
     try:
@@ -274,7 +281,8 @@ def test_files_written_through_a_temporary_file_get_the_umask_mode(tmp_path):
 def test_a_malformed_deb_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
     """Before: `invalid literal for int() with base 10` (Python's own .deb reader, used where
     dpkg-deb is missing)."""
-    from sdm.medium import PACKAGES
+    from recipes.medium import PACKAGES
+    from recipes.medium import main as build
 
     monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))  # neither apt-get nor dpkg-deb
     debs = tmp_path / "debs"
@@ -284,8 +292,8 @@ def test_a_malformed_deb_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
         header = b"".join(v.ljust(n) for v, n in fields) + b"four".ljust(10) + b"`\n"
         (debs / f"{pkg.name}_{pkg.version}_all.deb").write_bytes(b"!<arch>\n" + header)
     out = tmp_path / "medium"
-    code = main(["data", "build-medium", "--out", str(out), "--debs", str(debs)])
-    line = _error(capsys, code, "data")
+    code = build(["build", "--out", str(out), "--debs", str(debs)])
+    line = _error(capsys, code, "build", RECIPE)
     assert "_all.deb: malformed ar member header at byte 8" in line and "download it again" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["debs"]
 
@@ -322,9 +330,9 @@ def test_every_metric_column_is_the_library_called_directly_on_a_real_pair():
     from sdm.audio import stft
     from sdm.evaluate import evaluate_signal
     from sdm.metrics import utterance_metrics
-    from sdm.runs import load_run
+    from sdm.runs import load_runs
 
-    model = load_run(COMMITTED_RUN)
+    model = load_runs([COMMITTED_RUN])
     ref = _utterance()
     (result,) = evaluate_signal(model, ref)  # PESQ in child processes: the CLI's path
     est = result.estimate

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sdm.claims import step_time_ratios
+from sdm.judging import step_time_ratios
 from sdm.variants import get_variant
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "train_speed.py"

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sdm import book, claims, derivation, nbclean, pagetables, perfpage
+from sdm import book, claims, derivation, judging, nbclean, pagetables, perfpage
 from sdm.table1 import build_table1
 from sdm.variants import VARIANTS
 
@@ -63,7 +63,7 @@ def test_one_seed_says_its_interval_is_over_utterances() -> None:
 
 
 def test_claims_summary_has_a_row_per_claim_linked_to_its_section() -> None:
-    report = claims.judge_claims(_metrics(), benchmarks=Path("/nonexistent"))
+    report = judging.judge_claims(_metrics(), benchmarks=Path("/nonexistent"))
     text = pagetables.claims_summary({"shipped": report, "medium": report})
     rows = [line for line in text.splitlines() if line.startswith("| {ref}")]
     assert len(rows) == len(claims.CLAIMS)
@@ -72,7 +72,7 @@ def test_claims_summary_has_a_row_per_claim_linked_to_its_section() -> None:
 
 
 def test_claim_sections_define_the_targets_the_summary_links_to() -> None:
-    report = claims.judge_claims(_metrics(), benchmarks=Path("/nonexistent"))
+    report = judging.judge_claims(_metrics(), benchmarks=Path("/nonexistent"))
     both = report.comparisons.assign(corpus="shipped")
     text = pagetables.claim_sections(both, claims.CLAIMS, {"shipped": report.summary})
     for cid in claims.CLAIMS:
@@ -84,7 +84,7 @@ def test_c10_on_the_performance_page_is_the_claims_estimate() -> None:
     benchmarks = perfpage.load_benchmarks()
     if not any("c10_sdm_over_vae_step" in b for b in benchmarks.values()):
         pytest.skip("no committed benchmark with C10")
-    report = claims.judge_claims(_metrics())
+    report = judging.judge_claims(_metrics())
     c10 = report.comparisons[report.comparisons["claim"] == "C10"]
     for name, bench in benchmarks.items():
         for row in perfpage.c10_rows(bench):

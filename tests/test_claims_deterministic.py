@@ -10,7 +10,7 @@ import sys
 PROBE = """
 import hashlib
 import numpy as np
-from sdm.claims import bootstrap
+from sdm.stats import bootstrap
 x = np.random.default_rng(0).normal(2.0, 0.5, size=(6, 5, 15))
 est = bootstrap(x, lambda m: m[..., :3].max(-1) - m[..., 3:].max(-1))
 data = np.array([est.estimate, est.ci_low, est.ci_high, est.df]).tobytes()

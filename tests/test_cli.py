@@ -31,7 +31,7 @@ import sdm.train
 from sdm.models import LatentStack
 
 saved, steps = [], []
-atomic_save, forward = sdm.train._atomic_save, LatentStack.forward
+atomic_save, forward = sdm.train.save_checkpoint, LatentStack.forward
 
 def save(obj, path):
     atomic_save(obj, path)
@@ -44,7 +44,7 @@ def killing_forward(self, x, sample=True):
             os.kill(os.getpid(), signal.SIGKILL)
     return forward(self, x, sample)
 
-sdm.train._atomic_save, LatentStack.forward = save, killing_forward
+sdm.train.save_checkpoint, LatentStack.forward = save, killing_forward
 from sdm.__main__ import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -199,7 +199,7 @@ if not torch.cuda.is_available():
 
 @pytest.mark.parametrize("case", BAD)
 def test_bad_arguments_give_one_line_and_status_2(case, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("sdm.experiment.fit_sharded", lambda *a, **k: pytest.fail("trained anyway"))
+    monkeypatch.setattr("sdm.stacks.fit", lambda *a, **k: pytest.fail("trained anyway"))
     args, expected = BAD[case]
     code, err = _cli(capsys, ["train", *args, "--out", str(tmp_path)])
     assert code == 2 and len(err) == 1, err

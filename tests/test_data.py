@@ -10,16 +10,15 @@ import soundfile as sf
 
 import sdm.data as data
 from sdm.audio import SAMPLE_RATE, STFTConfig, load_audio
+from sdm.corpora import TCD_TIMIT_TEST, tcd_timit_validation_speakers
 from sdm.data import (
     SHIPPED_DIR,
     SPLITS,
-    TCD_TIMIT_TEST,
     DataError,
     cache_key,
     frames,
     prepare_audio,
     resolve_corpus,
-    tcd_timit_validation_speakers,
 )
 
 
@@ -96,7 +95,7 @@ def test_a_file_is_not_a_corpus(tmp_path):
 def test_medium_says_how_to_build_it_until_built(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "MEDIUM_DIR", tmp_path / "medium")
     with pytest.raises(
-        DataError, match="not built yet.*make data-medium.*python -m sdm data build"
+        DataError, match="not built yet.*make data-medium.*python recipes/medium.py build"
     ):
         resolve_corpus("medium")
     for i, split in enumerate(SPLITS):

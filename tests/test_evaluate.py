@@ -9,7 +9,9 @@ import pytest
 import torch
 
 import sdm.evaluate as ev
-from sdm.audio import stft
+from sdm.audio import stft, write_audio
+from sdm.data import SplitAudio, frames, load_split
+from sdm.results import COLUMNS, read_metrics, write_metrics
 from sdm.table1 import build_table1
 
 
@@ -33,15 +35,15 @@ class FakeStack:
 
 
 @pytest.fixture(scope="module")
-def shipped() -> ev.TestSet:
-    return ev.load_test_set("shipped", "clean", "test")
+def shipped() -> SplitAudio:
+    return load_split("shipped", "clean", "test")
 
 
 @pytest.fixture(scope="module")
-def small(shipped) -> ev.TestSet:
+def small(shipped) -> SplitAudio:
     """Three shipped test utterances: enough to exercise ordering, quick to score."""
     keep = [0, 4, 8]
-    return ev.TestSet.from_signals(
+    return SplitAudio.from_signals(
         [shipped.names[i] for i in keep],
         [shipped.speakers[i] for i in keep],
         [shipped.signals[i] for i in keep],
@@ -69,10 +71,16 @@ def test_resynthesis_keeps_the_phase_and_clips_negative_power(shipped):
 
 
 def test_test_set_is_computed_once_and_read_only(shipped):
-    assert ev.load_test_set("shipped", "clean", "test") is shipped
+    assert load_split("shipped", "clean", "test") is shipped
     assert shipped.power.shape == (shipped.offsets[-1], 513)
     assert not shipped.power.flags.writeable and not shipped.signals[0].flags.writeable
     np.testing.assert_array_equal(shipped.specs[2], stft(shipped.signals[2]))
+
+
+def test_every_split_takes_one_path_from_audio_to_frames(shipped, frames_cache):
+    """The test set the evaluation decodes is, frame for frame and bit for bit, what the cached
+    frames of training hold for that split."""
+    np.testing.assert_array_equal(shipped.power, frames("shipped", "test", "clean", frames_cache))
 
 
 def test_oracle_resynthesis_is_near_perfect(shipped):
@@ -85,11 +93,11 @@ def test_oracle_resynthesis_is_near_perfect(shipped):
 
 
 def test_evaluate_model_scores_every_member_and_utterance_in_order(small, monkeypatch):
-    monkeypatch.setattr(ev, "load_test_set", lambda *args, **kwargs: small)
+    monkeypatch.setattr(ev, "load_split", lambda *args, **kwargs: small)
     tables = ev.evaluate_model(FakeStack(), "shipped", "clean", "test", n_jobs=2, progress=False)
     assert len(tables) == 2
     for table in tables:
-        assert list(table.columns) == list(ev.COLUMNS)
+        assert list(table.columns) == list(COLUMNS)
         assert table["utterance"].tolist() == list(small.names)
         assert table["speaker"].tolist() == list(small.speakers)
         assert (table["failures"] == "").all()
@@ -118,10 +126,10 @@ def test_decode_groups_cover_every_utterance_once():
 
 def test_silent_utterance_is_missing_with_a_reason_and_the_table_is_built(small, monkeypatch):
     silent = np.zeros(32000, dtype=np.float32)
-    test_set = ev.TestSet.from_signals(
+    test_set = SplitAudio.from_signals(
         [*small.names, "silent.wav"], [*small.speakers, "nobody"], [*small.signals, silent]
     )
-    monkeypatch.setattr(ev, "load_test_set", lambda *args, **kwargs: test_set)
+    monkeypatch.setattr(ev, "load_split", lambda *args, **kwargs: test_set)
     oracle = ev.evaluate_oracle(n_jobs=2, progress=False)
     (model,) = ev.evaluate_model(FakeStack(members=1), n_jobs=1, progress=False)
     for table in (oracle, model):
@@ -144,11 +152,11 @@ def test_metrics_csv_round_trip_is_atomic(small, tmp_path):
     table = ev._evaluate(small, ev._oracle_decode, n_jobs=1, progress=False, desc="")[0]
     table.loc[1, "failures"] = "pesq_wb: NoUtterancesError: No utterances detected"
     path = tmp_path / "run" / "metrics.csv"
-    ev.write_metrics(table, path)
+    write_metrics(table, path)
     assert [p.name for p in path.parent.iterdir()] == ["metrics.csv"]
-    pd.testing.assert_frame_equal(ev.read_metrics(path), table)
+    pd.testing.assert_frame_equal(read_metrics(path), table)
     with pytest.raises(FileNotFoundError, match="metrics"):
-        ev.read_metrics(tmp_path / "nothing.csv")
+        read_metrics(tmp_path / "nothing.csv")
 
 
 def test_evaluate_file_accepts_other_rates_and_channels(small, tmp_path):
@@ -162,6 +170,6 @@ def test_evaluate_file_accepts_other_rates_and_channels(small, tmp_path):
     assert abs(len(result.estimate) - len(x)) <= 2
     assert result.metrics["pesq_wb"] > 4.5 and result.metrics["failures"] == ""
     out = tmp_path / "out.wav"
-    ev.write_audio(out, result.estimate)
+    write_audio(out, result.estimate)
     y, fs = sf.read(out, dtype="float32")
     assert fs == 16000 and len(y) == len(result.estimate)

@@ -17,7 +17,6 @@ import pytest
 from recipes import medium
 from recipes.medium import MediumError, build_medium, check_built
 from sdm import data
-from sdm.__main__ import main
 
 av = pytest.importorskip("av", reason="PyAV makes and decodes the G.722 test files")
 sf = pytest.importorskip("soundfile")
@@ -222,7 +221,7 @@ def test_second_run_does_nothing(built, debs, monkeypatch, capsys):
     monkeypatch.setattr(medium, "extract", fail)
     monkeypatch.setattr(medium, "_convert_all", fail)
     assert build_medium(built, debs=debs) == built
-    assert main(["data", "build-medium", "--out", str(built), "--debs", str(debs)]) == 0
+    assert medium.main(["build", "--out", str(built), "--debs", str(debs)]) == 0
     assert f"{sum(KEPT.values())} files" in capsys.readouterr().out
     assert {p: p.stat().st_mtime_ns for p in built.rglob("*")} == before
 

@@ -1,4 +1,5 @@
-"""Training across CPU processes (`sdm.parallel`): same results as one process, bitwise."""
+"""Training across CPU processes (`fit(workers=2)`, sdm.parallel): the same results as one
+process, bitwise."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from functools import partial
 import pytest
 import torch
 
-from sdm import parallel
+from sdm import parallel, results
 from sdm.config import TrainConfig
 from sdm.train import MemberResult, fit
 from sdm.variants import VARIANTS, get_variant
@@ -86,7 +87,7 @@ def test_two_processes_train_exactly_what_one_does(data, tmp_path):
     one = fit(configs, seeds, train, val, CFG, device="cpu", progress=False)
     log = tmp_path / "done.txt"
     ckpt = tmp_path / "ckpt" / "stack.pt"
-    two = parallel.fit_sharded(
+    two = fit(
         configs,
         seeds,
         train,
@@ -109,22 +110,22 @@ def test_two_processes_train_exactly_what_one_does(data, tmp_path):
         "stack.shard0of2.pt",
         "stack.shard1of2.pt",
     ]
-    assert parallel.existing_layout(ckpt) == 2
-    parallel.remove_checkpoints(ckpt)
-    assert parallel.existing_layout(ckpt) is None and not list(ckpt.parent.iterdir())
+    assert results.existing_layout(ckpt) == 2
+    results.remove_checkpoints(ckpt)
+    assert results.existing_layout(ckpt) is None and not list(ckpt.parent.iterdir())
 
 
 def test_an_unsharded_checkpoint_keeps_its_layout(tmp_path):
     ckpt = tmp_path / "stack.pt"
     ckpt.write_bytes(b"")
-    assert parallel.existing_layout(ckpt) == 1
+    assert results.existing_layout(ckpt) == 1
 
 
 def test_a_worker_error_reaches_the_caller(data):
     train, val = data
     configs, seeds = map(list, zip(*MEMBERS[:2]))
     with pytest.raises(RuntimeError, match="callback failed on"):
-        parallel.fit_sharded(
+        fit(
             configs,
             seeds,
             train,

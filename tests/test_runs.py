@@ -1,4 +1,4 @@
-"""Run folders (`sdm.runs`) and train-what-is-missing (`sdm.experiment.ensure_trained`).
+"""Run folders (`sdm.results`, `sdm.runs`) and train-what-is-missing (`sdm.stacks`).
 
 Training reads small slices of real shipped frames (`sdm.data.frames` is patched); the identity
 still names the real shipped corpus. Everything is written under pytest's tmp_path.
@@ -16,14 +16,14 @@ import pytest
 import torch
 
 import sdm.data
-import sdm.experiment
-from sdm import runs
+import sdm.stacks
+from sdm import results, runs
 from sdm.config import TrainConfig
 from sdm.data import resolve_corpus
-from sdm.experiment import ensure_trained, make_specs
 from sdm.models import LatentStack
-from sdm.runs import RunConflictError
-from sdm.train import _validate
+from sdm.runs import RunConflictError, make_specs
+from sdm.stacks import ensure_trained
+from sdm.training_state import _validate
 from sdm.variants import get_variant
 
 VARIANT = get_variant("sdm-dct-k32-m32")
@@ -42,7 +42,7 @@ def small_frames(frames_cache):
     }
 
     def small(data, split, preprocessing="clean", cache_dir=None):
-        assert (data, preprocessing) == ("shipped", "clean")
+        assert (getattr(data, "name", data), preprocessing) == ("shipped", "clean")
         return real[split]
 
     return small
@@ -73,7 +73,7 @@ def _mtimes(folder: Path) -> dict[str, int]:
 
 
 def _history(run_dir: Path) -> list[dict[str, str]]:
-    with open(run_dir / runs.HISTORY_FILE, newline="") as f:
+    with open(run_dir / results.HISTORY_FILE, newline="") as f:
         return list(csv.DictReader(f))
 
 
@@ -86,7 +86,7 @@ def test_run_folder_layout(trained, small_frames):
     spec = make_specs([VARIANT], [0], train=SMALL)[0]
     assert spec.directory(trained) == run_dir
     assert {p.name for p in run_dir.iterdir()} == {"config.json", "history.csv", "model.pt"}
-    assert runs.is_trained(run_dir) and not runs.is_evaluated(run_dir)
+    assert results.is_trained(run_dir) and not results.is_evaluated(run_dir)
     assert not list((trained / "shipped" / "clean" / "ckpt").glob("*.pt")), "resume file left"
 
     config = json.loads((run_dir / "config.json").read_text())
@@ -120,7 +120,7 @@ def test_run_folder_layout(trained, small_frames):
         assert 0.0 <= v["val_hoyer"] <= 1.0 and v["gamma_mean"] > 0
 
     # model.pt rebuilds the model from the folder alone, with the best epoch's weights
-    model = runs.load_run(run_dir)
+    model = runs.load_runs([run_dir])
     assert model.configs == [VARIANT] and model.seeds == [0]
     val = torch.from_numpy(small_frames("shipped", "val"))
     best = float(_validate(model, val)["val_loss"][0])
@@ -138,7 +138,7 @@ def test_history_of_other_families_has_no_gamma(patched, tmp_path):
 def test_a_finished_run_with_the_same_identity_is_reused(trained, patched, monkeypatch):
     run_dir = make_specs([VARIANT], [0], train=SMALL)[0].directory(trained)
     before = _mtimes(run_dir)
-    monkeypatch.setattr(sdm.experiment, "fit_sharded", _no_training)
+    monkeypatch.setattr(sdm.stacks, "fit", _no_training)
     assert _train(trained) == [run_dir]
     # the checkpoint period, the device and the stack are not part of the identity
     stack = [VARIANT, get_variant("sdm-I-m32")]
@@ -147,8 +147,8 @@ def test_a_finished_run_with_the_same_identity_is_reused(trained, patched, monke
     # a stack that holds the finished run trains only the missing member
     trained_members = []
     monkeypatch.setattr(
-        sdm.experiment,
-        "fit_sharded",
+        sdm.stacks,
+        "fit",
         lambda configs, seeds, *a, **k: trained_members.extend(zip(configs, seeds)) or [],
     )
     _train(trained, stack)
@@ -169,7 +169,7 @@ def test_a_finished_run_with_another_identity_is_refused(
 ):
     run_dir = make_specs([VARIANT], [0], train=SMALL)[0].directory(trained)
     before = _mtimes(run_dir)
-    monkeypatch.setattr(sdm.experiment, "fit_sharded", _no_training)
+    monkeypatch.setattr(sdm.stacks, "fit", _no_training)
     with pytest.raises(RunConflictError) as err:
         _train(trained, cfg=changed)
     msg = str(err.value)
@@ -184,14 +184,12 @@ def test_overwrite_retrains_a_finished_run(trained, patched, tmp_path, monkeypat
     run_dir = make_specs([VARIANT], [0], train=SMALL)[0].directory(root)
     old = torch.load(run_dir / "model.pt", weights_only=True)["state_dict"]
     calls = []
-    fit = sdm.experiment.fit_sharded
-    monkeypatch.setattr(
-        sdm.experiment, "fit_sharded", lambda *a, **k: calls.append(1) or fit(*a, **k)
-    )
+    fit = sdm.stacks.fit
+    monkeypatch.setattr(sdm.stacks, "fit", lambda *a, **k: calls.append(1) or fit(*a, **k))
     other = TrainConfig(max_epochs=2, val_every_steps=1, lr=1e-3)
     _train(root, cfg=other, overwrite=True)
     assert calls == [1]
-    config = runs.read_config(run_dir)
+    config = results.read_config(run_dir)
     assert config["identity"]["train"] == other.identity() and config["result"]["epochs_run"] == 2
     new = torch.load(run_dir / "model.pt", weights_only=True)["state_dict"]
     assert not torch.equal(old["encoder.hidden.weight"], new["encoder.hidden.weight"])
@@ -208,7 +206,7 @@ def test_an_interrupted_stack_resumes_and_keeps_the_members_it_finished(
     resumes the stack from its checkpoint (no restart) and ends as an uninterrupted run."""
     cfg = TrainConfig(lr=1e-3, max_epochs=30, patience=2, val_every_steps=1, checkpoint_seconds=0)
     whole = _train(tmp_path / "whole", seeds=(0, 1), cfg=cfg)
-    epochs = [runs.read_config(d)["result"]["epochs_run"] for d in whole]
+    epochs = [results.read_config(d)["result"]["epochs_run"] for d in whole]
     assert epochs[0] < epochs[1], f"seed 0 must stop before seed 1, got {epochs}; pick other seeds"
 
     root = tmp_path / "interrupted"
@@ -225,7 +223,7 @@ def test_an_interrupted_stack_resumes_and_keeps_the_members_it_finished(
         _train(root, seeds=(0, 1), cfg=cfg)
     monkeypatch.setattr(LatentStack, "forward", forward)
     first, second = (s.directory(root) for s in make_specs([VARIANT], [0, 1], train=cfg))
-    assert runs.is_trained(first) and not runs.is_trained(second)
+    assert results.is_trained(first) and not results.is_trained(second)
     first_files = _mtimes(first)
 
     with caplog.at_level(logging.INFO, logger="sdm.train"):
@@ -244,23 +242,23 @@ def test_an_interrupted_stack_resumes_and_keeps_the_members_it_finished(
 
 def test_a_run_named_twice_is_trained_once(patched, tmp_path, monkeypatch):
     members = []
-    fit = sdm.experiment.fit_sharded
+    fit = sdm.stacks.fit
 
     def spy(configs, seeds, *a, **k):
         members.extend(zip(configs, seeds))
         return fit(configs, seeds, *a, **k)
 
-    monkeypatch.setattr(sdm.experiment, "fit_sharded", spy)
+    monkeypatch.setattr(sdm.stacks, "fit", spy)
     _train(tmp_path, [VARIANT, VARIANT], seeds=(0, 0), cfg=TrainConfig(max_epochs=1))
     assert members == [(VARIANT, 0)]
 
 
-def test_data_slug_and_load_run_errors(tmp_path):
-    assert runs.data_slug("shipped") == "shipped"
-    assert runs.data_slug("tcd-timit:/x/y") == "tcd-timit"
-    assert runs.data_slug(str(tmp_path / "my corpus")) == "folder-my_corpus"
+def test_data_slug_and_load_runs_errors(tmp_path):
+    assert results.data_slug("shipped") == "shipped"
+    assert results.data_slug("tcd-timit:/x/y") == "tcd-timit"
+    assert results.data_slug(str(tmp_path / "my corpus")) == "folder-my_corpus"
     with pytest.raises(FileNotFoundError, match="model.pt"):
-        runs.load_run(tmp_path)
+        runs.load_runs([tmp_path])
 
 
 def test_a_stack_resumes_through_table1_when_fewer_variants_are_listed(
@@ -269,13 +267,13 @@ def test_a_stack_resumes_through_table1_when_fewer_variants_are_listed(
     """A three-member stack is killed after one member finished; `table1` listing only the two
     unfinished variants (a new member list, so a new checkpoint name) finds the stack's checkpoint,
     says so, and ends as the uninterrupted stack did."""
-    from sdm import report
+    from sdm import pipeline
 
     names = ["vae-m64", "sdm-I-m64", "sdm-dct-k32-m32"]  # three shape groups
     variants = [get_variant(n) for n in names]
     cfg = TrainConfig(lr=1e-3, max_epochs=30, patience=2, val_every_steps=1, checkpoint_seconds=0)
     whole = _train(tmp_path / "whole", variants, seeds=(3,), cfg=cfg)
-    epochs = [runs.read_config(d)["result"]["epochs_run"] for d in whole]
+    epochs = [results.read_config(d)["result"]["epochs_run"] for d in whole]
     assert epochs[2] < min(epochs[:2]), f"seed 3 of the DCT member must stop first, got {epochs}"
 
     root = tmp_path / "interrupted"
@@ -292,32 +290,23 @@ def test_a_stack_resumes_through_table1_when_fewer_variants_are_listed(
         _train(root, variants, seeds=(3,), cfg=cfg)
     monkeypatch.setattr(LatentStack, "forward", forward)
     dirs = [s.directory(root) for s in make_specs(variants, [3], train=cfg)]
-    assert [runs.is_trained(d) for d in dirs] == [False, False, True]
+    assert [results.is_trained(d) for d in dirs] == [False, False, True]
 
-    monkeypatch.setattr(report, "ensure_evaluated", lambda specs, *a, **k: {})
-    monkeypatch.setattr(report, "oracle_metrics", lambda *a, **k: None)
-    monkeypatch.setattr(report.t1, "build_table1", lambda *a, **k: None)
-    monkeypatch.setattr(report.t1, "write_csv", lambda *a, **k: None)
-    monkeypatch.setattr(report.t1, "write_markdown", lambda *a, **k: None)
+    monkeypatch.setattr(pipeline, "ensure_evaluated", lambda specs, *a, **k: dict.fromkeys(specs))
+    monkeypatch.setattr(pipeline, "oracle_metrics", lambda *a, **k: None)
     caplog.clear()
+    options = pipeline.Options(
+        seeds=(3,), train=cfg, root=root, device="cpu", progress=False, variants=tuple(names[:2])
+    )
     with caplog.at_level(logging.INFO, logger="sdm"):
-        report.table1(
-            seeds=(3,),
-            data="shipped",
-            train=cfg,
-            root=root,
-            device="cpu",
-            progress=False,
-            echo=False,
-            variants=names[:2],
-        )
+        pipeline.run(options)
     assert f"at epoch {epochs[2]}" in caplog.text, "the stack restarted instead of resuming"
     assert "resuming" in caplog.text and "starting fresh" not in caplog.text
     for done, expected in zip(dirs, whole):
         a = torch.load(done / "model.pt", weights_only=True)["state_dict"]
         b = torch.load(expected / "model.pt", weights_only=True)["state_dict"]
         assert all(torch.equal(a[k], b[k]) for k in a)
-    assert not list(runs.checkpoint_dir(root, "shipped", "clean").glob("*.pt"))
+    assert not list(results.checkpoint_dir(root, "shipped", "clean").glob("*.pt"))
 
 
 def test_a_fresh_stack_says_so(patched, tmp_path, caplog):
@@ -333,14 +322,14 @@ def test_a_member_done_in_the_checkpoint_but_missing_on_disk_is_saved_from_it(pa
     removed since): the rerun writes them from the checkpoint instead of losing the training."""
     cfg = TrainConfig(max_epochs=2, val_every_steps=1, checkpoint_seconds=0)
     specs = make_specs([VARIANT], [0, 1], "shipped", "clean", cfg)
-    ckpt = runs.stack_checkpoint(tmp_path, "shipped", "clean", specs)
-    from sdm.parallel import fit_sharded
+    ckpt = results.stack_checkpoint(tmp_path, "shipped", "clean", specs)
+    from sdm.train import fit
 
     train, val = (torch.from_numpy(sdm.data.frames("shipped", s)) for s in ("train", "val"))
-    results = fit_sharded([VARIANT, VARIANT], [0, 1], train, val, cfg, "cpu", ckpt, None, False, 2)
+    finished = fit([VARIANT, VARIANT], [0, 1], train, val, cfg, "cpu", ckpt, None, False, 2)
     assert list(ckpt.parent.glob("stack-*.shard*of2.pt"))
     _train(tmp_path, seeds=(0, 1), cfg=cfg)
-    for spec, result in zip(specs, results):
+    for spec, result in zip(specs, finished):
         saved = torch.load(spec.directory(tmp_path) / "model.pt", weights_only=True)["state_dict"]
         assert all(torch.equal(saved[k], result.best_state[k]) for k in saved)
     assert not list(ckpt.parent.glob("*.pt"))
@@ -351,13 +340,13 @@ def test_state_dir_moves_checkpoints_medium_and_caches_out_of_the_tree(tmp_path,
 
     monkeypatch.delenv(state.STATE_ENV, raising=False)
     root = tmp_path / "results"
-    assert runs.checkpoint_dir(root, "medium", "clean") == root / "medium" / "clean" / "ckpt"
+    assert results.checkpoint_dir(root, "medium", "clean") == root / "medium" / "clean" / "ckpt"
     assert data.medium_dir() == data.MEDIUM_DIR and data.frames_cache_dir() == data.CACHE_DIR
     monkeypatch.setenv(state.STATE_ENV, str(tmp_path / "state"))
-    ckpt = runs.checkpoint_dir(root, "medium", "clean")
+    ckpt = results.checkpoint_dir(root, "medium", "clean")
     assert ckpt.parent.parent.parent == tmp_path / "state" / "ckpt"
     assert ckpt.parent.parent.name.startswith("results-") and ckpt.parts[-2:] == ("medium", "clean")
-    assert runs.checkpoint_dir(tmp_path / "other" / "results", "medium", "clean") != ckpt
+    assert results.checkpoint_dir(tmp_path / "other" / "results", "medium", "clean") != ckpt
     assert data.medium_dir() == tmp_path / "state" / "data" / "medium"
     assert data.frames_cache_dir() == tmp_path / "state" / "cache" / "frames"
     (tmp_path / "file").write_text("")

@@ -7,20 +7,16 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from sdm.evaluate import COLUMNS, write_metrics
+from sdm.render import comparison_markdown
+from sdm.render import table1_markdown as to_markdown
+from sdm.results import COLUMNS, collect_metrics, read_table1, write_csv, write_metrics, write_text
 from sdm.table1 import (
     ORACLE,
     PAPER_TABLE1,
     build_table1,
-    collect_metrics,
     compare_corpora,
-    comparison_markdown,
-    read_csv,
     table1_columns,
     table1_rows,
-    to_markdown,
-    write_csv,
-    write_markdown,
 )
 from sdm.variants import VARIANTS
 
@@ -109,9 +105,11 @@ def test_writers_are_atomic_and_round_trip(tmp_path):
     metrics = {("sdm-dct-k64-m32", s): fake_table({"hoyer": [0.8 + s / 100] * 4}) for s in (0, 1)}
     table = build_table1(metrics, fake_table({}))
     write_csv(table, tmp_path / "table1.csv")
-    write_markdown(table, tmp_path / "table1.md", note="quick run: not the paper's setting")
+    write_text(
+        tmp_path / "table1.md", to_markdown(table, note="quick run: not the paper's setting")
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["table1.csv", "table1.md"]
-    pd.testing.assert_frame_equal(read_csv(tmp_path / "table1.csv"), table)
+    pd.testing.assert_frame_equal(read_table1(tmp_path / "table1.csv"), table)
     text = (tmp_path / "table1.md").read_text(encoding="utf-8")
     assert "quick run" in text and "| SDM-VAE DCT k=64 |" in text and "| oracle |" in text
     assert "0.805 ± 0.064" in text and "3.45" in text and "0.87" in text
@@ -119,11 +117,12 @@ def test_writers_are_atomic_and_round_trip(tmp_path):
 
 
 def test_collect_metrics_reads_the_results_tree(tmp_path):
-    write_metrics(fake_table({}), tmp_path / "vae-m32" / "seed-0" / "metrics.csv")
-    write_metrics(fake_table({}), tmp_path / "vae-m32" / "seed-2" / "metrics.csv")
-    write_metrics(fake_table({}), tmp_path / "oracle" / "seed-0" / "metrics.csv")
-    (tmp_path / "sdm-I-m32" / "seed-0").mkdir(parents=True)  # trained, not evaluated
-    found = collect_metrics(tmp_path)
+    base = tmp_path / "shipped" / "clean"
+    write_metrics(fake_table({}), base / "vae-m32" / "seed-0" / "metrics.csv")
+    write_metrics(fake_table({}), base / "vae-m32" / "seed-2" / "metrics.csv")
+    write_metrics(fake_table({}), base / "oracle" / "seed-0" / "metrics.csv")
+    (base / "sdm-I-m32" / "seed-0").mkdir(parents=True)  # trained, not evaluated
+    found = collect_metrics(tmp_path, "shipped", "clean")
     assert sorted(found) == [("vae-m32", 0), ("vae-m32", 2)]
     assert list(found[("vae-m32", 0)].columns) == list(COLUMNS)
 
@@ -131,19 +130,19 @@ def test_collect_metrics_reads_the_results_tree(tmp_path):
 def test_a_variant_subset_trains_and_reports_only_those(monkeypatch, tmp_path):
     """`sdm table1 --variant ...` (a big corpus, a few variants at a time): only the named runs are
     trained and evaluated, the other rows stay empty, and the title says which were run."""
-    from sdm import report
+    from sdm import pipeline, stacks
     from sdm.__main__ import main
 
     trained = []
-    monkeypatch.setattr(report, "ensure_trained", lambda specs, *a, **k: trained.extend(specs))
+    monkeypatch.setattr(stacks, "ensure_trained", lambda specs, *a, **k: trained.extend(specs))
     monkeypatch.setattr(
-        report, "ensure_evaluated", lambda specs, *a, **k: {s: fake_table({}) for s in specs}
+        pipeline, "ensure_evaluated", lambda specs, *a, **k: {s: fake_table({}) for s in specs}
     )
-    monkeypatch.setattr(report, "oracle_metrics", lambda *a, **k: fake_table({}))
+    monkeypatch.setattr(pipeline, "oracle_metrics", lambda *a, **k: fake_table({}))
     argv = ["table1", "--variant", "vae-m64", "sdm-I-m64", "--out", str(tmp_path), "--quiet"]
     assert main(argv) == 0
     assert [s.model.name for s in trained] == ["vae-m64", "sdm-I-m64"]
-    table = read_csv(tmp_path / "shipped" / "clean" / "table1.csv")
+    table = read_table1(tmp_path / "shipped" / "clean" / "table1.csv")
     assert table.loc["VAE", "m64_seeds"] == 1 and table.loc["VAE", "m32_seeds"] == 0
     assert table.loc["SDM-VAE DCT k=64", "m64_seeds"] == 0
     title = (tmp_path / "shipped" / "clean" / "table1.md").read_text().splitlines()[0]

@@ -14,7 +14,8 @@ import torch
 import sdm.train
 from sdm.config import TrainConfig
 from sdm.models import SHUFFLE_STREAM, LatentStack, _seed_stream, build_model
-from sdm.train import MemberResult, NonFiniteLossError, _validate, fit, pick_device
+from sdm.train import MemberResult, NonFiniteLossError, fit, pick_device
+from sdm.training_state import _validate
 from sdm.variants import get_variant
 
 VARIANT = get_variant("sdm-dct-k32-m32")
@@ -76,7 +77,7 @@ def test_validation_interval_spans_about_1000_steps(frames_cache):
         len(frames("shipped", "train", "clean", cache_dir=frames_cache)) / 128
     )
     assert shipped_steps == 113
-    assert cfg.val_interval(shipped_steps) == 9  # ../shared/PAPER.md: every 9 epochs on shipped
+    assert cfg.val_interval(shipped_steps) == 9  # book/conventions.md: every 9 epochs on shipped
     assert cfg.val_interval(14_000) == 1  # TCD-TIMIT: every epoch, the paper's rule
     assert cfg.val_interval(1000) == 1
     assert cfg.val_interval(999) == 2
@@ -222,14 +223,14 @@ def test_nan_in_training_frames_names_variant_epoch_step_and_keeps_the_checkpoin
     train, val = data[0].clone(), data[1]
     bad_frame = 500
     ckpt = tmp_path / "ckpt.pt"
-    atomic_save, saves = sdm.train._atomic_save, []
+    atomic_save, saves = sdm.train.save_checkpoint, []
 
     def save_then_poison(obj, path):
         atomic_save(obj, path)
         saves.append(path)
         train[bad_frame] = float("nan")  # in place: fit trains on this very tensor (CPU, float32)
 
-    monkeypatch.setattr(sdm.train, "_atomic_save", save_then_poison)
+    monkeypatch.setattr(sdm.train, "save_checkpoint", save_then_poison)
     cfg = TrainConfig(max_epochs=5, val_every_steps=1, checkpoint_seconds=0.0)
     with pytest.raises(NonFiniteLossError) as err:
         fit([VARIANT], [0], train, val, cfg, device="cpu", checkpoint=ckpt, progress=False)
@@ -274,3 +275,51 @@ def test_no_frames_is_a_clear_error(data):
             device="cpu",
             progress=False,
         )
+
+
+class _Stop(Exception):
+    """Raised at the end of an epoch's training, before its checkpoint is written."""
+
+
+def _fit_killed_after(data, members, cfg, ckpt, saves_before_kill, monkeypatch):
+    """fit() killed once `saves_before_kill` checkpoints were written in this run (one a epoch)."""
+    save, end, saves = sdm.train.save_checkpoint, LatentStack.on_epoch_end, []
+
+    def counting(content, path):
+        save(content, path)
+        saves.append(content["epoch"])
+
+    def killing(self):
+        if len(saves) == saves_before_kill:
+            raise _Stop
+        end(self)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(sdm.train, "save_checkpoint", counting)
+        mp.setattr(LatentStack, "on_epoch_end", killing)
+        with pytest.raises(_Stop):
+            _fit(data, members, cfg, checkpoint=ckpt)
+    return saves[-1]
+
+
+def test_a_stack_resumed_twice_after_a_whole_group_stopped_ends_as_uninterrupted(
+    data, tmp_path, monkeypatch
+):
+    """Two shape groups; one stops first. Killed once its group is empty, resumed, killed again,
+    resumed: every checkpoint keeps both groups (an emptied one too), and the end is bitwise the
+    uninterrupted run's."""
+    members = [(get_variant("vae-m64"), 2), (get_variant("sdm-I-m64"), 3)]
+    cfg = TrainConfig(**{**FAST_STALL.to_dict(), "checkpoint_seconds": 0.0})
+    whole = _fit(data, members, cfg)
+    first, last = sorted(r.epochs_run for r in whole)
+    assert first + 1 < last, f"pick members whose stops are further apart, got {first}, {last}"
+    ckpt = tmp_path / "stack.pt"
+    assert _fit_killed_after(data, members, cfg, ckpt, first, monkeypatch) == first
+    saved = torch.load(ckpt, weights_only=False)
+    assert len(saved["groups"]) == 2 and [] in [g["active"] for g in saved["groups"]]
+    assert _fit_killed_after(data, members, cfg, ckpt, 1, monkeypatch) == first + 1
+    assert len(torch.load(ckpt, weights_only=False)["groups"]) == 2
+    resumed = _fit(data, members, cfg, checkpoint=ckpt)
+    for r, expected in zip(resumed, whole):
+        _assert_same_weights(r.best_state, expected.best_state)
+        assert (r.best_epoch, r.epochs_run) == (expected.best_epoch, expected.epochs_run)

@@ -8,10 +8,11 @@ from __future__ import annotations
 import sys
 
 from sdm import table1 as t1
+from sdm.results import read_table1
 
 
 def main(committed: str, reproduced: str) -> int:
-    a, b = t1.read_csv(committed), t1.read_csv(reproduced)
+    a, b = read_table1(committed), read_table1(reproduced)
     columns = [f"m{m}_{k}" for m in (32, 64) for k in t1.TABLE_METRICS]
     diff = (b[columns] - a[columns]).round(3)
     print(f"Table 1, reproduced minus committed ({reproduced} - {committed}):")
