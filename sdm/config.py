@@ -100,7 +100,8 @@ class TrainConfig:
 
     `val_every_steps` sets the validation interval: every ceil(val_every_steps / steps per epoch)
     epochs, so that patience spans a similar number of optimizer steps on a 5-minute corpus and on
-    TCD-TIMIT (../shared/DECISIONS.md). `max_epochs` is large so that early stopping decides.
+    TCD-TIMIT (book/conventions.md, "Stopping rule"). `max_epochs` is large so that early
+    stopping decides.
     """
 
     lr: float = 1e-4

@@ -22,7 +22,8 @@ def dct(m: int, k: int) -> torch.Tensor:
 
     Atom 0 is the constant 1/sqrt(m); atoms r = 1..k-1 are cos(pi * l * r / k), l = 0..m-1, with
     their mean subtracted and then scaled to unit norm. Taken literally, eq. 11 would subtract the
-    mean of atom 0 too and make it zero (../shared/PAPER.md). Shape (m, k); any k >= 1.
+    mean of atom 0 too and make it zero (book/conventions.md, "The official code's quirks").
+    Shape (m, k); any k >= 1.
     """
     if m < 1 or k < 1:
         raise ValueError(f"dct dictionary needs m >= 1 and k >= 1, got m={m}, k={k}")

@@ -213,7 +213,7 @@ class VSC(LatentStack):
     Three heads: mu, log sigma^2 and a spike logit h, with log gamma_s = -relu(-h) (so
     gamma_s <= 1). Sampling: z = sigmoid(c (eta + gamma_s - 1)) * (mu + sigma eps), eta ~ U(0, 1).
     Prior term: `losses.kl_spike_slab` against prior spike probability alpha. Evaluation decodes and
-    measures the posterior mean E[z] = gamma_s * mu (our decision; ../shared/PAPER.md).
+    measures the posterior mean E[z] = gamma_s * mu (our decision; book/conventions.md).
     """
 
     family = "vsc"

@@ -12,7 +12,7 @@ SHAPES = [(4, 3), (8, 8), (6, 10), (2, 5), (64, 32), (64, 64), (32, 64)]  # k < 
 
 
 def odct_reference(m: int, k: int) -> np.ndarray:
-    """The construction in ../shared/PAPER.md, element by element: atom 0 is 1/sqrt(m); atom r >= 1
+    """The construction in book/conventions.md, element by element: atom 0 is 1/sqrt(m); atom r >= 1
     is cos(pi l r / k), l = 0..m-1, minus its mean, divided by its norm."""
     d = np.zeros((m, k))
     for ell in range(m):
@@ -53,7 +53,7 @@ def test_dct_has_no_zero_or_nan_column(m, k):
 
 def test_square_dct_is_not_orthogonal_condition_number_about_16():
     d = dct(64, 64).double()
-    assert 15.0 < float(torch.linalg.cond(d)) < 17.0  # ../shared/PAPER.md: "condition number ~ 16"
+    assert 15.0 < float(torch.linalg.cond(d)) < 17.0  # book/conventions.md: "condition number ≈ 16"
     assert not torch.allclose(d.T @ d, torch.eye(64, dtype=torch.float64), atol=1e-3)
 
 
