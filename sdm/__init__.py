@@ -5,7 +5,7 @@ where they are used, so `import sdm` works without them (e.g. on a GPU machine t
 """
 
 from sdm.config import ModelConfig, TrainConfig
-from sdm.dictionary import build_dictionary, dct, identity
+from sdm.dictionary import build_dictionary, dct, eye
 from sdm.models import LatentStack, Output, Reconstruction, build_model, build_stack
 from sdm.train import fit
 from sdm.variants import VARIANTS, get_variant
@@ -22,6 +22,6 @@ __all__ = [
     "build_stack",
     "dct",
     "fit",
+    "eye",
     "get_variant",
-    "identity",
 ]

@@ -11,7 +11,7 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,6 +26,9 @@ from sdm.models import LatentStack
 from sdm.results import RESULTS_ROOT
 from sdm.runs import RunSpec, load_runs, make_specs
 from sdm.variants import VARIANTS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def seed_specs(
@@ -62,7 +65,7 @@ def load_models(specs: Iterable[RunSpec], root: Path = RESULTS_ROOT) -> dict[str
     }
 
 
-def read_history(spec: RunSpec, root: Path = RESULTS_ROOT) -> Any:
+def read_history(spec: RunSpec, root: Path = RESULTS_ROOT) -> pd.DataFrame:
     """A run's history.csv as a DataFrame (one row per validation)."""
     return results.read_history(spec.directory(root))
 
@@ -96,7 +99,7 @@ def pick_utterance(
 
 def frame_hoyer(
     models: dict[str, LatentStack], data: str = "shipped", preprocessing: str = "clean"
-) -> Any:
+) -> pd.DataFrame:
     """Per-frame Hoyer score of the posterior-mean code over the whole test split: tidy DataFrame
     with columns variant, m, hoyer (one row per frame and model)."""
     import pandas as pd

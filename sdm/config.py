@@ -130,8 +130,9 @@ class TrainConfig:
         """Epochs between validations: v = ceil(val_every_steps / steps per epoch), at least 1."""
         return max(1, math.ceil(self.val_every_steps / max(1, steps_per_epoch)))
 
-    def identity(self) -> dict[str, Any]:
-        """The settings that change a run's result (the checkpoint period does not)."""
+    def result_settings(self) -> dict[str, Any]:
+        """The settings that change a run's result (the checkpoint period does not): the "train"
+        part of a run's identity."""
         d = dataclasses.asdict(self)
         d.pop("checkpoint_seconds")
         return d

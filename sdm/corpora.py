@@ -1,8 +1,8 @@
 """Corpora found by walking folders: a local TCD-TIMIT copy (the paper's corpus) and any folder of
 speakers, each with its speaker-disjoint split rule. `sdm.data.resolve_corpus` picks the form.
 
-Their identity is a sha256 of the file listing (relative path, size, speaker, split): no audio is
-read, so resolving stays fast, and a changed file list, size or split gives a new identity.
+Their checksum is a sha256 of the file listing (relative path, size, speaker, split): no audio is
+read, so resolving stays fast, and a changed file list, size or split gives a new checksum.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ def _audio_files(folder: Path) -> list[Path]:
     )
 
 
-def _listing_identity(root: Path, utts: list[Utterance]) -> str:
+def _listing_checksum(root: Path, utts: list[Utterance]) -> str:
     """sha256 of the sorted (relative path, size, speaker, split) list: no audio is read, so
-    resolving stays fast; a changed file list, size or split gives a new identity."""
+    resolving stays fast; a changed file list, size or split gives a new checksum."""
     h = hashlib.sha256()
     for u in sorted(utts, key=lambda u: str(u.path)):
         rel = u.path.relative_to(root).as_posix()
@@ -104,7 +104,7 @@ def tcd_timit_corpus(name: str, root: Path) -> Corpus:
             + (f" (test speakers not found: {' '.join(missing)})" if missing else ""),
             stacklevel=3,
         )
-    return Corpus(name, root, utts, _listing_identity(root, utts))
+    return Corpus(name, root, utts, _listing_checksum(root, utts))
 
 
 def folder_split(speakers: list[str], seed: int = 0) -> dict[str, str]:
@@ -162,4 +162,4 @@ def folder_corpus(name: str, root: Path) -> Corpus:
                 f"data {name!r}: no .wav/.flac files for split {split!r} under {root}; "
                 f"{VALID_FORMS}"
             )
-    return Corpus(name, root, utts, _listing_identity(root, utts))
+    return Corpus(name, root, utts, _listing_checksum(root, utts))

@@ -82,15 +82,16 @@ class Utterance:
 class Corpus:
     """A named list of utterances with a speaker-disjoint train/val/test split.
 
-    `identity()` is a sha256 of what defines the corpus (its manifest, or its sorted file list
-    with sizes and split assignment): it changes when the corpus changes, and names caches and runs.
+    `checksum()` is a sha256 of what defines the corpus (its manifest, or its sorted file list
+    with sizes and split assignment): it changes when the corpus changes, and names caches and runs
+    (the "data_sha256" of a run's identity).
     """
 
-    def __init__(self, name: str, root: Path, utterances: list[Utterance], identity: str):
+    def __init__(self, name: str, root: Path, utterances: list[Utterance], checksum: str):
         self.name = name
         self.root = root
         self._utterances = sorted(utterances, key=lambda u: (SPLITS.index(u.split), str(u.path)))
-        self._identity = identity
+        self._checksum = checksum
 
     def utterances(self, split: str) -> list[Utterance]:
         _check_split(split)
@@ -99,8 +100,8 @@ class Corpus:
     def speakers(self, split: str) -> list[str]:
         return sorted({u.speaker for u in self.utterances(split)})
 
-    def identity(self) -> str:
-        return self._identity
+    def checksum(self) -> str:
+        return self._checksum
 
     def __eq__(self, other: object) -> bool:  # the same corpus, however often it was resolved
         return isinstance(other, Corpus) and self._key == other._key
@@ -110,7 +111,7 @@ class Corpus:
 
     @property
     def _key(self) -> tuple[str, str, str]:
-        return (self.name, str(self.root), self._identity)
+        return (self.name, str(self.root), self._checksum)
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{s}: {len(self.speakers(s))} spk" for s in SPLITS)
@@ -185,8 +186,7 @@ def _manifest_corpus(name: str, root: Path) -> Corpus:
         if not path.is_file():
             raise DataError(f"{manifest}: lists {path}, which is missing")
         utts.append(Utterance(path, row["speaker"], row["split"]))
-    identity = hashlib.sha256(manifest.read_bytes()).hexdigest()
-    return Corpus(name, root, utts, identity)
+    return Corpus(name, root, utts, hashlib.sha256(manifest.read_bytes()).hexdigest())
 
 
 def prepare_audio(
@@ -216,7 +216,7 @@ def cache_key(corpus: Corpus, split: str, preprocessing: str, config: STFTConfig
     """sha256 of every setting that changes a split's frames."""
     settings = {
         "format": FRAMES_FORMAT,
-        "corpus": corpus.identity(),
+        "corpus": corpus.checksum(),
         "split": split,
         "preprocessing": preprocessing,
         "trim_top_db": TRIM_TOP_DB if preprocessing == "official" else None,
@@ -331,7 +331,7 @@ def load_split(
     data: Corpus | str = "shipped", preprocessing: str = "clean", split: str = "test"
 ) -> SplitAudio:
     """A split's utterances with their STFTs; cached in memory per corpus content (the key holds
-    the corpus identity, so a changed corpus is read again)."""
+    the corpus checksum, so a changed corpus is read again)."""
     return _load_split(_corpus(data), preprocessing, split)
 
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 
-def identity(m: int, k: int | None = None) -> torch.Tensor:
+def eye(m: int, k: int | None = None) -> torch.Tensor:
     """The identity dictionary (k = m): SDM-VAE with D = I puts the sparse prior directly on z."""
     k = m if k is None else k
     if k != m:
@@ -38,7 +38,7 @@ def dct(m: int, k: int) -> torch.Tensor:
     return (atoms / norms).float()
 
 
-BUILDERS = {"identity": identity, "dct": dct}
+BUILDERS = {"identity": eye, "dct": dct}  # the names config.json stores
 
 
 def build_dictionary(kind: str, m: int, k: int) -> torch.Tensor:

@@ -26,7 +26,7 @@ import sys
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from sdm.audio import SAMPLE_RATE, istft
 from sdm.data import Corpus, SplitAudio, load_split
 from sdm.metrics import hoyer, pesq_note, utterance_metrics
 from sdm.results import COLUMNS, METRIC_COLUMNS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +139,7 @@ def _groups(offsets: np.ndarray, max_frames: int) -> list[range]:
 
 def _evaluate(
     test_set: SplitAudio, decode: Decoder, n_jobs: int | None, progress: bool, desc: str
-) -> list[Any]:
+) -> list[pd.DataFrame]:
     """One table per member; see evaluate_model."""
     import pandas as pd
     from tqdm import tqdm
@@ -193,7 +196,7 @@ def evaluate_model(
     split: str = "test",
     n_jobs: int | None = None,
     progress: bool = True,
-) -> list[Any]:
+) -> list[pd.DataFrame]:
     """Score every member of a model stack on a split: one pandas DataFrame per member, in order.
 
     model: anything with reconstruct(x (N, 513) tensor) -> (variance (S, N, 513), code (S, N, d)),
@@ -216,7 +219,7 @@ def evaluate_oracle(
     split: str = "test",
     n_jobs: int | None = None,
     progress: bool = True,
-) -> Any:
+) -> pd.DataFrame:
     """The `oracle` table: resynthesis from the true magnitude and original phase, scored the same.
 
     It is the ceiling the resynthesis method allows (STFT round trip only); hoyer is NaN (no code)

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from sdm.claims import (
 from sdm.metrics import CONVENTIONS
 from sdm.stats import N_RESAMPLES, RNG_SEED, Estimate, bootstrap
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 BENCHMARK_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
 BENCHMARK_KEY = "c10_sdm_over_vae_step"
 """What benchmarks/train_speed.py writes into benchmarks/results/<machine>.json: {label (m32,
@@ -40,8 +43,8 @@ class ClaimsReport:
     """summary: one row per claim and convention; comparisons: one row per comparison;
     replicates: (claim, convention, comparison label, metric) -> bootstrap statistics."""
 
-    summary: Any
-    comparisons: Any
+    summary: pd.DataFrame
+    comparisons: pd.DataFrame
     replicates: Mapping[tuple[str, str, str, str], np.ndarray]
 
 
@@ -57,7 +60,7 @@ def _row(claim: str, convention: str, label: str, metric: str, how: str, **rest:
 
 
 def _judge_comparison(
-    tables: Mapping[tuple[str, int], Any],
+    tables: Mapping[tuple[str, int], pd.DataFrame],
     comp: Comparison,
     metric: str,
     n_resamples: int,
@@ -162,7 +165,7 @@ COMPARISON_COLUMNS = tuple(
 
 
 def judge_claims(
-    metrics: Mapping[tuple[str, int], Any],
+    metrics: Mapping[tuple[str, int], pd.DataFrame],
     benchmarks: str | Path = BENCHMARK_DIR,
     n_resamples: int = N_RESAMPLES,
     rng_seed: int = RNG_SEED,
@@ -202,7 +205,7 @@ def judge_claims(
     return ClaimsReport(_summarise(comparisons), comparisons, MappingProxyType(replicates))
 
 
-def _summarise(comparisons: Any) -> Any:
+def _summarise(comparisons: pd.DataFrame) -> pd.DataFrame:
     import pandas as pd
 
     records = []
@@ -229,7 +232,7 @@ def _summarise(comparisons: Any) -> Any:
     return summary.astype({"n_seeds": "Int64", "n_utterances": "Int64"})
 
 
-def replicates_table(report: ClaimsReport) -> Any:
+def replicates_table(report: ClaimsReport) -> pd.DataFrame:
     """The bootstrap statistics as a tidy DataFrame (claim, convention, comparison, metric,
     replicate, value), for histograms and interval plots on the book page."""
     import pandas as pd

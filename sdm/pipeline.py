@@ -153,7 +153,7 @@ def _check_identities(specs: list[RunSpec], root: Path, corpus: Corpus | None) -
     training would (the data checksum is compared when the corpus is at hand)."""
     for spec in specs:
         saved = results.read_config(spec.directory(root))["identity"]
-        wanted = spec.identity(corpus.identity() if corpus else saved.get("data_sha256"))
+        wanted = spec.identity(corpus.checksum() if corpus else saved.get("data_sha256"))
         diff = identity_differences(saved, wanted)
         if diff:
             raise RunConflictError(

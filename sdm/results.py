@@ -176,7 +176,9 @@ def checkpoint_dir(root: Path, data: str, preprocessing: str) -> Path:
 def stack_checkpoint(root: Path, data: str, preprocessing: str, specs: Sequence[Any]) -> Path:
     """Resume file of a stack of RunSpecs, named by a digest of its members (in order) and of
     their training settings."""
-    key = json.dumps([(s.model.name, s.seed, s.train.identity()) for s in specs], sort_keys=True)
+    key = json.dumps(
+        [(s.model.name, s.seed, s.train.result_settings()) for s in specs], sort_keys=True
+    )
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return checkpoint_dir(root, data, preprocessing) / f"stack-{digest}.pt"
 

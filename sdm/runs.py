@@ -50,7 +50,7 @@ class RunSpec:
             "variant": self.model.name,
             "model": self.model.to_dict(),
             "seed": self.seed,
-            "train": self.train.identity(),
+            "train": self.train.result_settings(),
         }
 
     def directory(self, root: Path = results.RESULTS_ROOT) -> Path:

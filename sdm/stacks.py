@@ -125,7 +125,7 @@ class Stack:
             {(s.model, s.seed): s for s in self.specs},
             self.todo,
             self.root,
-            corpus.identity(),
+            corpus.checksum(),
             self.train.val_interval(math.ceil(train_frames / self.train.batch_size)),
             device,
             tuple(s.label for s in self.specs),
@@ -164,7 +164,7 @@ def plan_stacks(
     unique = list(dict.fromkeys(specs))  # a run named twice is trained once
     todo: set[RunSpec] = set()
     for spec in unique:
-        identity = spec.identity(corpus_of[spec.data].identity())
+        identity = spec.identity(corpus_of[spec.data].checksum())
         if not overwrite and check_reusable(spec.directory(root), identity):
             log.info("reusing %s", spec.directory(root))
             continue
@@ -257,7 +257,7 @@ def find_resumable(
         except ValueError as err:  # a foreign or damaged file is not ours to resume from
             log.warning("skipping checkpoint %s: %s", path, err)
             continue
-        if settings != train_cfg.identity() or dev_type != device_type:
+        if settings != train_cfg.result_settings() or dev_type != device_type:
             continue
         specs = [RunSpec(data, preprocessing, c, s, train_cfg) for c, s in members]
         held = set(specs)

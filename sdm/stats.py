@@ -23,9 +23,12 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 N_RESAMPLES = 4000
 RNG_SEED = 2022
@@ -170,7 +173,7 @@ def bootstrap(
 NOISE_METRICS = ("pesq_raw_nb", "estoi", "hoyer", "pesq_wb", "stoi")
 
 
-def noise_table(metrics: Mapping[tuple[str, int], Any]) -> Any:
+def noise_table(metrics: Mapping[tuple[str, int], pd.DataFrame]) -> pd.DataFrame:
     """Per variant and metric: the mean over seeds, the seed-to-seed SD of the seed means, the
     per-utterance SD and SE (each averaged over seeds; sdm.stats.summarise), and the paper's
     stated order (PAPER_SD), which does not say over what it was taken."""

@@ -9,12 +9,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sdm.config import ModelConfig
 from sdm.metrics import CONVENTIONS
 from sdm.stats import summarise
 from sdm.variants import LATENT_SIZES, VARIANTS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PAPER_METRICS = tuple(CONVENTIONS["paper"].values())  # its PESQ, STOI and Hoyer columns
 TABLE_METRICS = (*PAPER_METRICS, "pesq_wb", "stoi")
@@ -77,7 +80,9 @@ def table1_columns() -> list[str]:
     return cols
 
 
-def build_table1(metrics: Mapping[tuple[str, int], Any], oracle: Any | None = None) -> Any:
+def build_table1(
+    metrics: Mapping[tuple[str, int], pd.DataFrame], oracle: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Summarise per-utterance tables into Table 1 (pandas DataFrame, one row per model + oracle).
 
     metrics: (variant name, seed) -> per-utterance DataFrame (sdm.evaluate.COLUMNS); variants or
@@ -89,7 +94,7 @@ def build_table1(metrics: Mapping[tuple[str, int], Any], oracle: Any | None = No
     unknown = sorted({name for name, _ in metrics} - set(VARIANTS))
     if unknown:
         raise ValueError(f"build_table1: unknown variants {unknown}; valid: {', '.join(VARIANTS)}")
-    by_variant: dict[str, list[Any]] = {}
+    by_variant: dict[str, list[pd.DataFrame]] = {}
     for (name, _seed), table in sorted(metrics.items(), key=lambda kv: kv[0]):  # any dict order
         by_variant.setdefault(name, []).append(table)
 
@@ -121,7 +126,9 @@ def build_table1(metrics: Mapping[tuple[str, int], Any], oracle: Any | None = No
     return table.astype({c: int for c in table.columns if c.endswith(("_seeds", "_failed"))})
 
 
-def compare_corpora(tables: Mapping[str, Any], metrics: tuple[str, ...] = PAPER_METRICS) -> Any:
+def compare_corpora(
+    tables: Mapping[str, pd.DataFrame], metrics: tuple[str, ...] = PAPER_METRICS
+) -> pd.DataFrame:
     """One model's numbers across corpora: {corpus: build_table1 table} -> a DataFrame with one row
     per (model, m) that the last corpus has (a big corpus trains a few variants), then the oracle.
 
@@ -154,7 +161,7 @@ def compare_corpora(tables: Mapping[str, Any], metrics: tuple[str, ...] = PAPER_
     return pd.DataFrame(records, index=pd.Index(index, name="model"))
 
 
-def long_summary(table: Any) -> Any:
+def long_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Table 1's seed means in long form: one row per (model, m), columns model, m and the metrics.
 
     For plots such as quality against sparsity; the oracle row is left out (it has no code).

@@ -235,10 +235,10 @@ class TrainingState:
                 "remove it or --overwrite"
             )
         saved_cfg = {k: v for k, v in st["train_config"].items() if k != "checkpoint_seconds"}
-        if saved_cfg != self.cfg.identity():
+        if saved_cfg != self.cfg.result_settings():
             raise ValueError(
                 f"{source}: checkpoint was written with other training settings ({saved_cfg}, "
-                f"requested {self.cfg.identity()}); remove it or --overwrite"
+                f"requested {self.cfg.result_settings()}); remove it or --overwrite"
             )
         if st["device_type"] != self.dev.type:
             raise ValueError(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sdm.dictionary import FixedDictionary, build_dictionary, dct, identity
+from sdm.dictionary import FixedDictionary, build_dictionary, dct, eye
 
 SHAPES = [(4, 3), (8, 8), (6, 10), (2, 5), (64, 32), (64, 64), (32, 64)]  # k < m, k = m, k > m
 
@@ -64,10 +64,10 @@ def test_dct_rejects_shapes_without_a_usable_atom(m, k):
 
 
 def test_identity_dictionary():
-    torch.testing.assert_close(identity(5), torch.eye(5))
+    torch.testing.assert_close(eye(5), torch.eye(5))
     torch.testing.assert_close(build_dictionary("identity", 7, 7), torch.eye(7))
     with pytest.raises(ValueError, match="k == m"):
-        identity(4, 3)
+        eye(4, 3)
 
 
 def test_build_dictionary_by_name_and_unknown_name_lists_valid_ones():

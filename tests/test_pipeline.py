@@ -55,6 +55,8 @@ def test_report_only_evaluates_what_is_trained_and_names_what_is_not(
     assert results.is_trained(trained) and not results.is_evaluated(trained)
     untrained = make_specs([OTHER], [0], train=SMALL)[0].directory(tmp_path)
     monkeypatch.setattr(sdm.stacks, "fit", _no_training)
+    resolved, resolve = [], sdm.data._manifest_corpus
+    monkeypatch.setattr(sdm.data, "_manifest_corpus", lambda *a: resolved.append(a) or resolve(*a))
     options = pipeline.Options(
         variants=(VARIANT.name, OTHER.name),
         train=SMALL,
@@ -65,6 +67,7 @@ def test_report_only_evaluates_what_is_trained_and_names_what_is_not(
     )
     with caplog.at_level(logging.WARNING, logger="sdm"):
         table = pipeline.table1(options, echo=False)
+    assert len(resolved) == 1, "the corpus is resolved once per command"
     assert results.is_evaluated(trained)  # trained but not evaluated: evaluated now
     assert not untrained.exists()  # not trained: left alone
     assert "not trained, left out: vae-m32/seed-0" in caplog.text

@@ -91,8 +91,8 @@ def test_run_folder_layout(trained, small_frames):
 
     config = json.loads((run_dir / "config.json").read_text())
     assert config["status"] == "trained"
-    assert config["identity"] == spec.identity(resolve_corpus("shipped").identity())
-    assert config["identity"]["train"] == SMALL.identity()
+    assert config["identity"] == spec.identity(resolve_corpus("shipped").checksum())
+    assert config["identity"]["train"] == SMALL.result_settings()
     assert config["result"]["epochs_run"] == 3
     assert config["result"]["val_interval_epochs"] == 1
 
@@ -190,7 +190,10 @@ def test_overwrite_retrains_a_finished_run(trained, patched, tmp_path, monkeypat
     _train(root, cfg=other, overwrite=True)
     assert calls == [1]
     config = results.read_config(run_dir)
-    assert config["identity"]["train"] == other.identity() and config["result"]["epochs_run"] == 2
+    assert (
+        config["identity"]["train"] == other.result_settings()
+        and config["result"]["epochs_run"] == 2
+    )
     new = torch.load(run_dir / "model.pt", weights_only=True)["state_dict"]
     assert not torch.equal(old["encoder.hidden.weight"], new["encoder.hidden.weight"])
 
@@ -294,12 +297,15 @@ def test_a_stack_resumes_through_table1_when_fewer_variants_are_listed(
 
     monkeypatch.setattr(pipeline, "ensure_evaluated", lambda specs, *a, **k: dict.fromkeys(specs))
     monkeypatch.setattr(pipeline, "oracle_metrics", lambda *a, **k: None)
+    resolved, resolve = [], sdm.data._manifest_corpus
+    monkeypatch.setattr(sdm.data, "_manifest_corpus", lambda *a: resolved.append(a) or resolve(*a))
     caplog.clear()
     options = pipeline.Options(
         seeds=(3,), train=cfg, root=root, device="cpu", progress=False, variants=tuple(names[:2])
     )
     with caplog.at_level(logging.INFO, logger="sdm"):
         pipeline.run(options)
+    assert len(resolved) == 1, "the corpus is resolved once per command"
     assert f"at epoch {epochs[2]}" in caplog.text, "the stack restarted instead of resuming"
     assert "resuming" in caplog.text and "starting fresh" not in caplog.text
     for done, expected in zip(dirs, whole):
