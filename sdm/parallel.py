@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -90,6 +90,7 @@ def fit_in_processes(
     on_member_done: Callable[[MemberResult], None] | None,
     progress: bool,
     n: int,
+    data: Mapping[str, str] | None = None,
 ) -> list[MemberResult]:
     """`sdm.train.fit` over `n` processes, each training one shard into its own shard file.
 
@@ -125,6 +126,7 @@ def fit_in_processes(
                     else shard_checkpoint(checkpoint, j, n),
                     "on_member_done": on_member_done,
                     "progress": progress and j == 0,
+                    "data": data,
                 },
             )
             for j, shard in enumerate(shards)

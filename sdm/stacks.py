@@ -24,6 +24,7 @@ from sdm.data import Corpus, resolve_corpus
 from sdm.parallel import resolve_workers, shard_members
 from sdm.runs import RunSpec, check_reusable
 from sdm.train import MemberResult, fit, pick_device, read_checkpoint
+from sdm.training_state import DataMismatchError, describe_data
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,15 @@ class Stack:
         return True
 
 
+def data_identity(corpus: Corpus) -> dict[str, str]:
+    """What a checkpoint records of the corpus it trains on: its name, its checksum (compared on
+    resume), and its folder when the name is not enough to find it."""
+    identity = {"name": corpus.name, "sha256": corpus.checksum()}
+    if corpus.name not in ("shipped", "medium"):
+        identity["root"] = str(Path(corpus.root).resolve())
+    return identity
+
+
 def _corpora(specs: Sequence[RunSpec], given: Mapping[str, Corpus] | None) -> dict[str, Corpus]:
     """Each data string resolved once (or taken from `given`, resolved by the caller)."""
     given = dict(given or {})
@@ -183,7 +193,9 @@ def plan_stacks(
             results.remove_checkpoints(ckpt)
             stacks.append(Stack(tuple(missing), ckpt, frozenset(missing), Path(root)))
             continue
-        found = find_resumable(root, name, prep, train_cfg, missing, batch, device_type)
+        found = find_resumable(
+            root, name, prep, train_cfg, missing, batch, device_type, corpus_of[name], ckpt
+        )
         if found is None:
             log.warning(
                 "starting fresh: no checkpoint in %s holds the %d unfinished run(s) %s",
@@ -212,11 +224,13 @@ def _labels(specs: Sequence[RunSpec]) -> str:
     return "(" + ", ".join(s.label for s in specs) + ")"
 
 
-def _read_stack(files: list[Path]) -> tuple[list[tuple[ModelConfig, int]], dict, str, list[int]]:
-    """Members (in an order that shards as the stack was sharded), training settings, device type
-    and epoch of each file of a stack checkpoint, sharded or not."""
+def _read_stack(
+    files: list[Path],
+) -> tuple[list[tuple[ModelConfig, int]], dict, str, list[int], list[dict | None]]:
+    """Members (in an order that shards as the stack was sharded), training settings, device type,
+    epoch and data (None when not recorded) of each file of a stack checkpoint, sharded or not."""
     members: list[tuple[ModelConfig, int]] = []
-    settings, device_type, epochs = {}, "", []
+    settings, device_type, epochs, data = {}, "", [], []
     for path in files:  # shard files in index order (results.checkpoint_stacks)
         st = read_checkpoint(path)
         # shard files list their own members in stack order; shards follow one another, which
@@ -225,7 +239,8 @@ def _read_stack(files: list[Path]) -> tuple[list[tuple[ModelConfig, int]], dict,
         settings = {k: v for k, v in st["train_config"].items() if k != "checkpoint_seconds"}
         device_type = st["device_type"]
         epochs.append(int(st["epoch"]))
-    return members, settings, device_type, epochs
+        data.append(st.get("data"))
+    return members, settings, device_type, epochs, data
 
 
 def find_resumable(
@@ -236,6 +251,8 @@ def find_resumable(
     todo: Sequence[RunSpec],
     requested: Sequence[RunSpec],
     device_type: str,
+    corpus: Corpus | None = None,
+    own: Path | None = None,
 ) -> tuple[Path, list[RunSpec], str] | None:
     """A checkpoint on disk from which the unfinished runs `todo` can go on, or None.
 
@@ -245,16 +262,24 @@ def find_resumable(
     was written with the same training settings and device type, and holds no run that is neither
     requested nor finished (resuming must not train what nobody asked for). Of several, the one
     furthest along wins. Returns (checkpoint path, its members as specs in order, epoch text).
+
+    One that qualifies but was trained on another corpus than `corpus` is refused (a checkpoint
+    without a recorded corpus is taken to be of this one: its folder is this corpus's). A file that
+    cannot be read is skipped with a warning, unless it is `own`, the file this stack would write:
+    then the command stops rather than overwrite or resume it.
     """
     folder = results.checkpoint_dir(root, data, preprocessing)
     if not folder.is_dir():
         return None
     wanted, asked = set(todo), set(requested)
     best: tuple[int, int, Path, list[RunSpec], str] | None = None
+    foreign: list[str] = []
     for path, files in results.checkpoint_stacks(folder).items():
         try:
-            members, settings, dev_type, epochs = _read_stack(files)
+            members, settings, dev_type, epochs, stored = _read_stack(files)
         except ValueError as err:  # a foreign or damaged file is not ours to resume from
+            if own is not None and path == own:
+                raise
             log.warning("skipping checkpoint %s: %s", path, err)
             continue
         if settings != train_cfg.result_settings() or dev_type != device_type:
@@ -266,10 +291,22 @@ def find_resumable(
         extra = [s for s in specs if s not in asked and not results.is_trained(s.directory(root))]
         if extra:
             continue
+        other = [d for d in stored if d and corpus and d["sha256"] != corpus.checksum()]
+        if other:
+            foreign.append(
+                f"{path} was trained on {describe_data(other[0])}, but this command's data is "
+                f"{describe_data(data_identity(corpus))}"
+            )
+            continue
         text = str(epochs[0]) if len(set(epochs)) == 1 else f"{min(epochs)}-{max(epochs)}"
         key = (min(epochs), -len(specs))
         if best is None or key > best[:2]:
             best = (*key, path, specs, text)
+    if best is None and foreign:
+        raise DataMismatchError(
+            f"{foreign[0]}; resume on that corpus, or remove the checkpoint (or --overwrite) to "
+            "train on this one from scratch"
+        )
     return None if best is None else (best[2], best[3], best[4])
 
 
@@ -295,7 +332,16 @@ def train_shard(
     writer = shard.stack.writer(corpus, train_x.shape[0], str(pick_device(device)))
     configs, seeds = [s.model for s in shard.specs], [s.seed for s in shard.specs]
     done = fit(
-        configs, seeds, train_x, val_x, spec.train, device, shard.checkpoint, writer, progress
+        configs,
+        seeds,
+        train_x,
+        val_x,
+        spec.train,
+        device,
+        shard.checkpoint,
+        writer,
+        progress,
+        data=data_identity(corpus),
     )
     writer.save_missing(done)
     return done
@@ -333,6 +379,7 @@ def ensure_trained(
             writer,
             progress,
             workers,
+            data_identity(corpus_of[spec.data]),
         )
         writer.save_missing(done)
         stack.cleanup()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,7 @@ def fit(
     on_member_done: Callable[[MemberResult], None] | None = None,
     progress: bool = True,
     workers: int | str = 1,
+    data: Mapping[str, str] | None = None,
 ) -> list[MemberResult]:
     """Train members of any shapes together, one optimizer step for all; one MemberResult each,
     in input order.
@@ -91,7 +92,8 @@ def fit(
     cfg.patience validations, or at cfg.max_epochs; it then leaves its stack and is handed to
     `on_member_done` at once, with its best weights. `workers`: CPU processes to spread the
     members over ('auto': one per torch thread; sdm.parallel); a checkpoint on disk keeps the
-    layout it was written with.
+    layout it was written with. `data`: the corpus the frames come from ({"name", "sha256"},
+    optionally "root"), recorded in every checkpoint file and checked on resume.
     """
     from tqdm import tqdm
 
@@ -102,11 +104,21 @@ def fit(
         n_proc = results.existing_layout(checkpoint) or n_proc
     if n_proc > 1:
         return parallel.fit_in_processes(
-            configs, seeds, train, val, cfg, device, checkpoint, on_member_done, progress, n_proc
+            configs,
+            seeds,
+            train,
+            val,
+            cfg,
+            device,
+            checkpoint,
+            on_member_done,
+            progress,
+            n_proc,
+            data,
         )
     dev = pick_device(device)
     state = TrainingState(
-        configs, seeds, train.to(dev, torch.float32), val.to(dev, torch.float32), cfg, dev
+        configs, seeds, train.to(dev, torch.float32), val.to(dev, torch.float32), cfg, dev, data
     )
     if checkpoint is not None and checkpoint.exists():
         state.load_state_dict(read_checkpoint(checkpoint), checkpoint)

@@ -3,15 +3,18 @@
 `TrainingState` holds everything that goes from one epoch to the next — weights and Adam moments
 per shape group, noise and shuffling streams, histories, best snapshots, the epoch and the clock —
 and owns the checkpoint schema: `state_dict` is exactly what a checkpoint file holds (format 2,
-frozen: book/conventions.md) and `load_state_dict` puts it back. Its steps are `run_epoch`,
+frozen: book/conventions.md; the "data" key, the corpus it trains on, was added to it with a
+migration: a checkpoint without it is taken to be of the corpus asked for, and gets it at the next
+save) and `load_state_dict` puts it back. Its steps are `run_epoch`,
 `validate` (which says who stops) and `finish`; sdm.train.fit is a short loop over them.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,8 +25,20 @@ from sdm.config import ModelConfig, TrainConfig
 from sdm.metrics import hoyer
 from sdm.models import SHUFFLE_STREAM, LatentStack, _seed_stream, build_stack, group_members
 
+log = logging.getLogger(__name__)
+
 CHECKPOINT_FORMAT = 2
 VAL_CHUNK = 8192  # frames per validation forward: bounds memory on large corpora
+
+
+class DataMismatchError(ValueError):
+    """A checkpoint was trained on another corpus (or another version of this one)."""
+
+
+def describe_data(data: Mapping[str, str]) -> str:
+    """'medium (sha256 1234abcd5678…)', with the folder for a corpus named by a path."""
+    where = f", {data['root']}" if data.get("root") and data["root"] != data["name"] else ""
+    return f"{data['name']} (sha256 {data['sha256'][:12]}…{where})"
 
 
 class NonFiniteLossError(RuntimeError):
@@ -161,6 +176,7 @@ class TrainingState:
         val: torch.Tensor,
         cfg: TrainConfig,
         dev: torch.device,
+        data: Mapping[str, str] | None = None,
     ) -> None:
         if train.shape[0] == 0 or val.shape[0] == 0:
             raise ValueError(
@@ -169,6 +185,7 @@ class TrainingState:
         if len(configs) != len(seeds) or not configs:
             raise ValueError("fit needs one seed per member and at least one member")
         self.train, self.val, self.cfg, self.dev = train, val, cfg, dev
+        self.data = None if data is None else dict(data)  # {"name", "sha256"} of the corpus
         self.steps = math.ceil(train.shape[0] / cfg.batch_size)
         self.every = cfg.val_interval(self.steps)
         self.members = [
@@ -225,10 +242,21 @@ class TrainingState:
             "train_sums": self.train_sums,
             "epochs_since_val": self.epochs_since_val,
             "done": {i: vars(r) for i, r in self.done.items()},
-        }
+        } | ({} if self.data is None else {"data": self.data})
 
     def load_state_dict(self, st: dict[str, Any], source: Path | str = "checkpoint") -> None:
-        """Resume from a checkpoint's content; refuses one of other members, settings or device."""
+        """Resume from a checkpoint's content; refuses one of other members, settings, device or
+        data, or one whose content does not fit (one line naming `source`)."""
+        try:
+            self._load(st, source)
+        except (KeyError, IndexError, TypeError, RuntimeError, AttributeError) as err:
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ValueError(
+                f"{source}: damaged or foreign training checkpoint ({type(err).__name__}: "
+                f"{reason[:200]}); remove it, or pass --overwrite to train from scratch"
+            ) from None
+
+    def _load(self, st: dict[str, Any], source: Path | str) -> None:
         if st.get("format") != CHECKPOINT_FORMAT or st.get("members") != self.member_key:
             raise ValueError(
                 f"{source}: checkpoint belongs to other members or an older format; "
@@ -245,6 +273,7 @@ class TrainingState:
                 f"{source}: written on {st['device_type']}, cannot resume on {self.dev.type} "
                 "(the noise streams differ); resume there, or remove it or --overwrite"
             )
+        self._check_data(st.get("data"), source)
         self.done = {i: MemberResult(**r) for i, r in st["done"].items()}
         for g, gst in zip(self.groups, _group_states(self.groups, st["groups"])):
             g.load(gst, self.dev)
@@ -254,6 +283,29 @@ class TrainingState:
             m.best_state, m.since_best = ms["best_state"], ms["since_best"]
         self.epoch, self.elapsed = st["epoch"], st["elapsed"]
         self.train_sums, self.epochs_since_val = st["train_sums"], st["epochs_since_val"]
+
+    def _check_data(self, saved: Mapping[str, str] | None, source: Path | str) -> None:
+        """A checkpoint resumes only on the corpus it was trained on. One written before
+        checkpoints recorded their data (the campaign's) is taken to hold the corpus of the
+        results folder it lives under, which is the one asked for, and records it from now on."""
+        if saved is None:
+            if self.data is not None:
+                log.warning(
+                    "%s: written before checkpoints recorded their data; taking it as %s "
+                    "(sha256 %s…), the corpus of the folder it lives under, and recording that",
+                    source,
+                    self.data["name"],
+                    self.data["sha256"][:12],
+                )
+            return
+        if self.data is None:
+            self.data = dict(saved)  # keep what it says for the next checkpoint
+        elif saved["sha256"] != self.data["sha256"]:
+            raise DataMismatchError(
+                f"{source}: trained on {describe_data(saved)}, but this command's data is "
+                f"{describe_data(self.data)}; resume on that corpus, or remove the checkpoint "
+                "(or --overwrite) to train on this one from scratch"
+            )
 
     # -- the steps of the loop -------------------------------------------------------------------
 

