@@ -312,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(message)s",
     )
     from sdm.cluster import JobsFailedError, TrainingPending
+    from sdm.guards import Interrupted
     from sdm.train import NonFiniteLossError
 
     try:
@@ -322,6 +323,12 @@ def main(argv: list[str] | None = None) -> int:
     except JobsFailedError as err:  # one line per failed job
         print(f"python -m sdm {args.command}: error: {err}", file=sys.stderr)
         return 1
+    except Interrupted as stop:  # SIGTERM or Ctrl-C while training: saved, one line
+        print(f"python -m sdm {args.command}: {stop}", file=sys.stderr)
+        return 128 + stop.signum
+    except KeyboardInterrupt:  # Ctrl-C anywhere else: nothing half-written (atomic writes)
+        print(f"python -m sdm {args.command}: interrupted", file=sys.stderr)
+        return 130
     except (ValueError, KeyError, FileNotFoundError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"python -m sdm {args.command}: error: {msg}", file=sys.stderr)

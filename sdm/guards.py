@@ -1,12 +1,78 @@
-"""What keeps results and checkpoints safe from a damaged, foreign or planted file.
+"""What keeps results and checkpoints safe: from a damaged, foreign or planted file, and from
+being stopped.
 
-`load_torch` reads files that torch.save wrote without running code from them.
+`load_torch` reads files that torch.save wrote without running code from them. `stopping` turns
+SIGTERM and Ctrl-C into a request the training loop answers at its next step: it writes the
+checkpoint of its last finished epoch and raises `Interrupted`.
 """
 
 from __future__ import annotations
 
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_requests: list[int] = []  # signals received while a `stopping` block is active
+
+
+class Interrupted(Exception):
+    """Training was asked to stop (SIGTERM, SIGINT): what was finished is saved; the message says
+    where. `signum` gives the exit status, 128 + signum."""
+
+    def __init__(self, signum: int, message: str) -> None:
+        super().__init__(signum, message)  # both in args: it crosses process boundaries pickled
+        self.signum, self.message = signum, message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def stop_requested() -> int | None:
+    """The first stop signal received while training, or None."""
+    return _requests[0] if _requests else None
+
+
+def request_stop(signum: int = signal.SIGTERM) -> None:
+    """Ask a training loop of this process to stop at its next step (what SIGTERM does): for a job
+    scheduler's own checkpoint hook."""
+    _requests.append(signum)
+
+
+@contextmanager
+def stopping(on_signal: Callable[[int], None] | None = None) -> Iterator[None]:
+    """While the block runs, SIGTERM and SIGINT request a stop (`stop_requested`) instead of
+    killing the process at once, and `on_signal(signum)` runs (a parent forwards the request to
+    its workers).
+
+    Compatible with a job scheduler's handlers (submitit bypasses SIGTERM and requeues on
+    SIGUSR1/SIGUSR2): a Python handler installed before is called too and put back afterwards, and
+    no other signal is touched. Outside the main thread nothing is installed."""
+    _requests.clear()
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous: dict[int, Any] = {}
+
+    def handler(signum: int, frame: Any) -> None:
+        _requests.append(signum)
+        if on_signal is not None:
+            on_signal(signum)
+        old = previous.get(signum)
+        if callable(old) and old is not signal.default_int_handler:
+            old(signum, frame)  # e.g. a scheduler's logging handler
+
+    for sig in STOP_SIGNALS:
+        previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        _requests.clear()
 
 
 def load_torch(path: Path, what: str) -> Any:

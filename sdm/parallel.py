@@ -13,9 +13,14 @@ shard by itself (sdm.stacks.train_shard), with the same shards and shard files a
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import io
 import math
 import os
+import signal
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -24,6 +29,7 @@ from typing import Any
 import torch
 
 from sdm.config import ModelConfig, TrainConfig
+from sdm.guards import Interrupted, stopping
 from sdm.nets import N_BINS
 from sdm.results import shard_checkpoint
 from sdm.train import MemberResult, fit, pick_device
@@ -68,14 +74,45 @@ def _init_worker(barrier: Any, threads: int) -> None:
     global _start_barrier
     _start_barrier = barrier
     torch.set_num_threads(threads)
+    # Ctrl-C reaches the whole process group: while training, the worker's own handler turns it
+    # into a stop (sdm.guards); between tasks it is the parent's to handle
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _end_with_parent(os.getppid())
+
+
+def _end_with_parent(parent: int) -> None:
+    """A worker whose parent dies (even by SIGKILL) stops like on SIGTERM: it saves the checkpoint
+    of its last finished epoch and exits, instead of training on and hanging."""
+    try:  # Linux: the kernel sends SIGTERM when the parent dies
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:  # everywhere, and when the signal was missed
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(120.0)  # time to write the checkpoint; then go, whatever happens
+        os._exit(1)
+
+    threading.Thread(target=watch, name="sdm-parent-watch", daemon=True).start()
 
 
 def _fit_shard(kwargs: dict[str, Any]) -> bytes:
+    parent = os.getppid()
     _start_barrier.wait()  # every process starts its first epoch together: fair timings
     buffer = io.BytesIO()
+    try:
+        done = fit(**kwargs)
+    except Interrupted:
+        if os.getppid() != parent:  # orphaned: nobody to report to
+            os._exit(0)
+        raise
     # results go back as one blob: torch's pickler would share every weight tensor through its
     # own file descriptor, and a 70-member stack would run into the open-file limit
-    torch.save([vars(r) for r in fit(**kwargs)], buffer)
+    torch.save([vars(r) for r in done], buffer)
     return buffer.getvalue()
 
 
@@ -131,9 +168,24 @@ def fit_in_processes(
             )
             for j, shard in enumerate(shards)
         ]
+
+        def forward(signum: int) -> None:  # the workers stop too, each saving its shard
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGTERM)
+
         try:
-            finished, _ = wait(futures, return_when=FIRST_EXCEPTION)  # all, unless one failed
+            with stopping(forward):
+                finished, _ = wait(futures, return_when=FIRST_EXCEPTION)  # all, unless one failed
             for future in finished:
+                if isinstance(future.exception(), Interrupted) and checkpoint is not None:
+                    signum = future.exception().signum
+                    raise Interrupted(
+                        signum,
+                        f"stopped by {signal.Signals(signum).name}: each of the {n} processes "
+                        f"saved its last finished epoch beside {checkpoint}; run the same command "
+                        "to resume",
+                    )
                 if future.exception() is not None:
                     raise future.exception()
             torch.serialization.add_safe_globals([ModelConfig])
@@ -141,14 +193,20 @@ def fit_in_processes(
                 blob = io.BytesIO(future.result())
                 for i, r in zip(shard, torch.load(blob, weights_only=True)):
                     found[i] = MemberResult(**r)
+        except Interrupted:
+            raise  # every worker was asked to stop (forward): they save, then the pool ends
         except BaseException:
-            # one shard failed (or Ctrl-C): end the others now rather than after their training;
-            # their checkpoints stay as last written
+            # one shard failed: stop the others now rather than after their training (SIGTERM:
+            # each saves its last finished epoch, sdm.guards)
             for proc in list(getattr(pool, "_processes", {}).values()):
                 proc.terminate()
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+            # an exception's traceback keeps this frame alive: free the barrier's semaphores now,
+            # or the resource tracker reports them leaked at exit
+            pool = barrier = None
+            gc.collect()  # the pool's queues sit in reference cycles
     finally:
         if env_threads is None:
             os.environ.pop("OMP_NUM_THREADS", None)

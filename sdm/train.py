@@ -10,7 +10,9 @@ schema.
 
 from __future__ import annotations
 
+import io
 import logging
+import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -18,14 +20,21 @@ from typing import Any
 
 import torch
 
-from sdm import results
+from sdm import guards, results
 from sdm.config import ModelConfig, TrainConfig
-from sdm.guards import load_torch
-from sdm.training_state import MemberResult, NonFiniteLossError, TrainingState
+from sdm.guards import Interrupted, load_torch
+from sdm.training_state import EpochAborted, MemberResult, NonFiniteLossError, TrainingState
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MemberResult", "NonFiniteLossError", "fit", "pick_device", "read_checkpoint"]
+__all__ = [
+    "Interrupted",
+    "MemberResult",
+    "NonFiniteLossError",
+    "fit",
+    "pick_device",
+    "read_checkpoint",
+]
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -53,9 +62,13 @@ def pick_device(device: str = "auto") -> torch.device:
     return dev
 
 
-def save_checkpoint(content: dict[str, Any], path: Path) -> None:
-    """Write a checkpoint file through a temporary file: a reader never sees half of one."""
-    results.atomic_write(path, lambda p: torch.save(content, p))
+def save_checkpoint(content: dict[str, Any] | bytes, path: Path) -> None:
+    """Write a checkpoint (its content, or its bytes already serialised) through a temporary file:
+    a reader never sees half of one."""
+    if isinstance(content, bytes):
+        results.atomic_write(path, lambda p: p.write_bytes(content))
+    else:
+        results.atomic_write(path, lambda p: torch.save(content, p))
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
@@ -126,9 +139,7 @@ def fit(
             "resumed %s at epoch %d (%d active members)", checkpoint, state.epoch, state.n_active
         )
 
-    def save() -> None:
-        if checkpoint is not None:
-            save_checkpoint(state.state_dict(), checkpoint)
+    snapshot: bytes | None = None  # the checkpoint of the last finished epoch, for a stop
 
     def hand_over(finished: list[MemberResult]) -> None:
         for r in finished:
@@ -147,18 +158,50 @@ def fit(
     for g in state.training:
         g.model.train()
     try:
-        while state.training and state.epoch < cfg.max_epochs:
-            state.run_epoch(checkpoint)
-            if state.validation_due():
-                stopped, last_val = state.validate()
-                hand_over(state.finish(stopped, stopped_early=True))
-                bar.set_postfix(val=f"{last_val:.1f}", active=state.n_active)
-            bar.update(1)
-            if checkpoint is not None and time.monotonic() - last_save >= cfg.checkpoint_seconds:
-                save()
-                last_save = time.monotonic()
+        with guards.stopping():
+            while state.training and state.epoch < cfg.max_epochs:
+                state.run_epoch(checkpoint, guards.stop_requested)
+                if state.validation_due():
+                    stopped, last_val = state.validate()
+                    hand_over(state.finish(stopped, stopped_early=True))
+                    bar.set_postfix(val=f"{last_val:.1f}", active=state.n_active)
+                bar.update(1)
+                if checkpoint is None:
+                    continue
+                snapshot = _serialise(state.state_dict())
+                if time.monotonic() - last_save >= cfg.checkpoint_seconds:
+                    save_checkpoint(snapshot, checkpoint)
+                    last_save = time.monotonic()
+    except EpochAborted as aborted:
+        epoch, signum = aborted.args
+        raise _interrupted(epoch - 1, signum, checkpoint, snapshot) from None
     finally:
         bar.close()
     hand_over(state.finish(sorted(i for g in state.training for i in g.active), False))
-    save()
+    if checkpoint is not None:
+        save_checkpoint(state.state_dict(), checkpoint)
     return state.results()
+
+
+def _serialise(content: dict[str, Any]) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(content, buffer)
+    return buffer.getvalue()
+
+
+def _interrupted(
+    epoch: int, signum: int, checkpoint: Path | None, snapshot: bytes | None
+) -> Interrupted:
+    """Write the last finished epoch's checkpoint and say so, in one line."""
+    name = signal.Signals(signum).name
+    if checkpoint is None:
+        return Interrupted(signum, f"stopped by {name} at epoch {epoch}; nothing is saved")
+    if snapshot is not None:
+        save_checkpoint(snapshot, checkpoint)
+    if not checkpoint.exists():
+        return Interrupted(signum, f"stopped by {name} before its first epoch ended; nothing saved")
+    return Interrupted(
+        signum,
+        f"stopped by {name}: training saved at epoch {epoch} in {checkpoint}; run the same "
+        "command to resume",
+    )

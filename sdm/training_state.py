@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,11 @@ def describe_data(data: Mapping[str, str]) -> str:
     """'medium (sha256 1234abcd5678…)', with the folder for a corpus named by a path."""
     where = f", {data['root']}" if data.get("root") and data["root"] != data["name"] else ""
     return f"{data['name']} (sha256 {data['sha256'][:12]}…{where})"
+
+
+class EpochAborted(Exception):
+    """An epoch was left half done (a stop was requested): the state in memory is not a
+    checkpoint."""
 
 
 class NonFiniteLossError(RuntimeError):
@@ -309,9 +314,13 @@ class TrainingState:
 
     # -- the steps of the loop -------------------------------------------------------------------
 
-    def run_epoch(self, checkpoint: Path | None = None) -> None:
+    def run_epoch(
+        self, checkpoint: Path | None = None, stop: Callable[[], object] | None = None
+    ) -> None:
         """One pass over the training frames for every active member, one optimizer step for all
-        groups at a time; raises NonFiniteLossError naming the first member whose loss broke."""
+        groups at a time; raises NonFiniteLossError naming the first member whose loss broke, and
+        EpochAborted when `stop()` turns true before a step (the state is then mid-epoch: resume
+        from the last epoch's checkpoint, never from it)."""
         t0 = time.perf_counter()
         self.epoch += 1
         groups, n, bsz, steps = self.training, self.train.shape[0], self.cfg.batch_size, self.steps
@@ -326,6 +335,9 @@ class TrainingState:
             torch.full((len(g.active),), -1, dtype=torch.long, device=self.dev) for g in groups
         ]
         for t in range(steps):
+            reason = stop() if stop is not None else None
+            if reason:
+                raise EpochAborted(self.epoch, reason)
             outs = [
                 g.model(self.train[p[:, t * bsz : (t + 1) * bsz]]) for g, p in zip(groups, perms)
             ]

@@ -18,6 +18,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ import sdm.train
 from sdm import results
 from sdm.__main__ import main
 from sdm.config import TrainConfig
+from sdm.guards import Interrupted
 from sdm.models import LatentStack
 from sdm.runs import make_specs
 from sdm.stacks import ensure_trained
@@ -560,3 +562,126 @@ def test_a_planted_weights_file_is_refused_unread_and_runs_nothing(kind, tmp_pat
     audio = ROOT / "data" / "speech" / "test" / "cmu_cards" / "001.flac"
     line = _one_line(_sdm(["evaluate", "--run", str(run), "--audio", str(audio)], tmp_path))
     assert str(run / "model.pt") in line and not marker.exists()
+
+
+# -- 3. SIGTERM and Ctrl-C save and say so; workers end with their parent ------------------------
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[0] != "Z"  # a zombie has ended
+
+
+def _wait_for(condition, seconds: float, what: str) -> None:
+    end = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > end:
+            pytest.fail(f"timed out after {seconds:.0f} s waiting for {what}")
+        time.sleep(0.2)
+
+
+def _start_training(out: Path, workers: int, variants=("vae-m32", "sdm-dct-k32-m32")):
+    args = [sys.executable, "-m", "sdm", "train", "--variant", *variants, "--out", str(out)]
+    args += ["--max-epochs", "1000", "--checkpoint-seconds", "0", "--device", "cpu", "--quiet"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    env.pop("SDM_STATE_DIR", None)
+    proc = subprocess.Popen(
+        [*args, "--workers", str(workers)], stderr=subprocess.PIPE, text=True, env=env
+    )
+    folder = results.checkpoint_dir(out, "shipped", "clean")
+    expected = 1 if workers == 1 else workers
+    _wait_for(
+        lambda: len(list(folder.glob("stack-*.pt"))) == expected or proc.poll() is not None,
+        180,
+        "the first checkpoint",
+    )
+    assert proc.poll() is None, proc.stderr.read()
+    return proc, folder
+
+
+def _epochs(folder: Path) -> list[int]:
+    return [int(torch.load(p, weights_only=False)["epoch"]) for p in sorted(folder.glob("*.pt"))]
+
+
+@pytest.mark.parametrize(("workers", "name"), [(1, "SIGTERM"), (2, "SIGTERM"), (1, "SIGINT")])
+def test_a_stop_signal_saves_the_last_epoch_and_exits_with_one_line(workers, name, tmp_path):
+    import signal
+
+    signum = signal.Signals[name]
+    proc, folder = _start_training(tmp_path / "results", workers)
+    children = _children(proc.pid)
+    before = _epochs(folder)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    lines = [line for line in err.strip().splitlines() if not line.startswith("starting fresh")]
+    assert proc.returncode == 128 + signum and len(lines) == 1, err
+    assert lines[0].startswith(f"python -m sdm train: stopped by {name}") and "Traceback" not in err
+    assert "run the same command to resume" in lines[0]
+    after = _epochs(folder)
+    assert len(after) == workers and all(a >= b for a, b in zip(after, before))
+    _wait_for(lambda: not any(_alive(c) for c in children), 30, "the workers to end")
+    assert results.temporary_files(folder) == []
+
+
+def test_workers_end_with_their_parent_even_on_sigkill(tmp_path):
+    out = tmp_path / "results"
+    proc, folder = _start_training(out, 2)
+    workers = [c for c in _children(proc.pid) if _alive(c)]
+    assert len(workers) >= 2, workers
+    proc.kill()
+    proc.wait()
+    _wait_for(lambda: not any(_alive(c) for c in workers), 60, "orphaned workers to end")
+    assert len(_epochs(folder)) == 2 and results.temporary_files(folder) == []
+    assert not list(out.glob("shipped/clean/*/seed-0/config.json")), "an orphan trained on"
+
+
+def test_a_stop_keeps_a_schedulers_signal_handlers(tmp_path, monkeypatch, frames_cache):
+    """Under submitit, its SIGTERM handler (it logs and bypasses) still runs, its SIGUSR1 requeue
+    handler is untouched, and both are in place again after training."""
+    import signal
+
+    seen = []
+
+    def scheduler(signum, frame):
+        seen.append(signum)
+
+    old = {s: signal.signal(s, scheduler) for s in (signal.SIGTERM, signal.SIGUSR1)}
+    try:
+        save = sdm.train.save_checkpoint
+
+        def save_then_stop(content, path):
+            save(content, path)
+            if not seen:  # once, as a scheduler would
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        monkeypatch.setattr(sdm.train, "save_checkpoint", save_then_stop)
+        train = torch.from_numpy(sdm.data.frames("shipped", "train", "clean", frames_cache)[:512])
+        val = torch.from_numpy(sdm.data.frames("shipped", "val", "clean", frames_cache)[:128])
+        cfg = TrainConfig(max_epochs=5, val_every_steps=1, checkpoint_seconds=0)
+        ckpt = tmp_path / "stack.pt"
+        with pytest.raises(Interrupted) as stop:
+            sdm.train.fit([VARIANT], [0], train, val, cfg, "cpu", ckpt, progress=False)
+        assert stop.value.signum == signal.SIGTERM and seen == [signal.SIGTERM]
+        assert f"saved at epoch 1 in {ckpt}" in str(stop.value)
+        assert torch.load(ckpt, weights_only=False)["epoch"] == 1
+        assert signal.getsignal(signal.SIGTERM) is scheduler
+        assert signal.getsignal(signal.SIGUSR1) is scheduler
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
