@@ -3,20 +3,32 @@ being stopped.
 
 `load_torch` reads files that torch.save wrote without running code from them. `stopping` turns
 SIGTERM and Ctrl-C into a request the training loop answers at its next step: it writes the
-checkpoint of its last finished epoch and raises `Interrupted`.
+checkpoint of its last finished epoch and raises `Interrupted`. `holding` keeps one writer per
+stack and run folder: a kernel lock, released when its holder ends, however it ends.
 """
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _requests: list[int] = []  # signals received while a `stopping` block is active
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or inf loss; the message names variant, epoch and first bad step."""
+
+
+class EpochAborted(Exception):
+    """An epoch was left half done (a stop was requested): the state in memory is not a
+    checkpoint. args: (epoch, signal number)."""
 
 
 class Interrupted(Exception):
@@ -108,3 +120,54 @@ def load_torch(path: Path, what: str) -> Any:
     except Exception as err:  # a cut-off or damaged archive: zip, pickle and storage errors
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(f"{path}: damaged {what}, cannot be read ({reason}); {fix}") from None
+
+
+class LockedError(ValueError):
+    """Another process trains this stack or run; the message names its PID and host."""
+
+
+@contextmanager
+def holding(locks: Sequence[tuple[Path, str]]) -> Iterator[None]:
+    """Hold an exclusive kernel lock (fcntl.flock) on each (lock file, what it guards) while the
+    block runs. The kernel releases it when the holder ends, even by SIGKILL or a restart, so a
+    lock file left behind locks nothing. A second process is refused with one line naming the
+    holder's PID and host."""
+    import fcntl
+
+    held: list[int] = []
+    try:
+        for path, what in locks:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+                os.close(fd)
+                raise LockedError(
+                    f"{what} is being trained by {holder} (lock {path}); wait for that command "
+                    "to end, or stop it"
+                ) from None
+            held.append(fd)
+            os.ftruncate(fd, 0)
+            os.write(fd, f"PID {os.getpid()} on {socket.gethostname()}\n".encode())
+        yield
+    finally:
+        for fd in held:
+            os.close(fd)  # closing the file releases its lock
+
+
+def is_locked(path: Path) -> bool:
+    """True when another process holds the lock file `path` (it is left alone then)."""
+    import fcntl
+
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False

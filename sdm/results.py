@@ -145,8 +145,16 @@ def check_output_root(root: Path) -> Path:
     existing = next((p for p in (root, *root.parents) if p.exists()), None)
     if existing is not None and not existing.is_dir():
         raise ValueError(f"--out {root}: {existing} is a file; expected a folder for results")
-    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"--out {root}: {existing} is not writable; choose another --out")
+    try:  # the only sure test of writing is to write
+        root.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=root, prefix=".write-test.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise ValueError(
+            f"--out {root}: cannot write there ({reason}); choose another --out"
+        ) from None
     return root
 
 
@@ -214,6 +222,17 @@ def existing_layout(checkpoint: Path) -> int | None:
 def checkpoint_files(checkpoint: Path) -> list[Path]:
     """The stack's file and its shard files, those that exist."""
     return [p for p in (checkpoint, *shard_files(checkpoint)) if p.exists()]
+
+
+def stack_lock(checkpoint: Path) -> Path:
+    """The lock file of a stack: held while anything trains it or cleans its files."""
+    return checkpoint.with_suffix(".lock")
+
+
+def run_lock(root: Path, data: str, preprocessing: str, variant: str, seed: int) -> Path:
+    """The lock file of a run folder: held while it is trained (beside the checkpoints, so the
+    committed results tree holds no lock files)."""
+    return checkpoint_dir(root, data, preprocessing) / f"run-{variant}-seed-{seed}.lock"
 
 
 def remove_checkpoints(checkpoint: Path) -> None:
@@ -315,23 +334,6 @@ def read_history(run: Path) -> pd.DataFrame:
     import pandas as pd
 
     return pd.read_csv(Path(run) / HISTORY_FILE)
-
-
-def read_weights(run: Path) -> dict[str, Any]:
-    """A run's model.pt: {"model": ModelConfig dict, "seed", "state_dict"}; one line naming the
-    file when it is missing or not what `save_run` writes."""
-    from sdm.guards import load_torch
-
-    path = Path(run) / WEIGHTS_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no trained weights here (train the run first)")
-    blob = load_torch(path, "run weights file")
-    if not isinstance(blob, dict) or not {"model", "seed", "state_dict"} <= set(blob):
-        raise ValueError(
-            f"{path}: not a run weights file (expected keys model, seed, state_dict); "
-            "remove the run folder or train it again with --overwrite"
-        )
-    return blob
 
 
 # -- metrics tables -----------------------------------------------------------------------------

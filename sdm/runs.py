@@ -4,13 +4,14 @@ A run is one (data, preprocessing, variant, seed, training settings). Reuse comp
 (data name and manifest checksum, preprocessing, variant, seed, and the training settings that
 change the result), not the device, the stack it trained in, the thread count or the folder: a
 run trained in a GPU stack is reused by a CPU notebook (book/conventions.md, "Run identity").
-Where its files live is sdm.results' business.
+Where its files live is sdm.results' business. A checkpoint records the corpus it trains on
+(`data_identity`) and resumes only on it (`checkpoint_data`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import torch
 
 from sdm import results
 from sdm.config import ModelConfig, TrainConfig
-from sdm.data import PREPROCESSINGS
+from sdm.data import PREPROCESSINGS, Corpus
 from sdm.models import LatentStack, build_stack, check_seed
 
 log = logging.getLogger(__name__)
@@ -123,10 +124,27 @@ def _get(d: dict[str, Any], dotted: str) -> Any:
     return d
 
 
+def read_weights(run: Path) -> dict[str, Any]:
+    """A run's model.pt: {"model": ModelConfig dict, "seed", "state_dict"}; one line naming the
+    file when it is missing or not what `save_run` writes."""
+    from sdm.guards import load_torch
+
+    path = Path(run) / results.WEIGHTS_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no trained weights here (train the run first)")
+    blob = load_torch(path, "run weights file")
+    if not isinstance(blob, dict) or not {"model", "seed", "state_dict"} <= set(blob):
+        raise ValueError(
+            f"{path}: not a run weights file (expected keys model, seed, state_dict); "
+            "remove the run folder or train it again with --overwrite"
+        )
+    return blob
+
+
 def load_runs(run_dirs: Sequence[Path], device: str | torch.device = "cpu") -> LatentStack:
     """Trained runs of one shape as one stack (members in the given order), rebuilt from their
     folders alone (config + best weights); one run gives a stack of one."""
-    blobs = [results.read_weights(d) for d in run_dirs]
+    blobs = [read_weights(d) for d in run_dirs]
     if not blobs:
         raise ValueError("load_runs: expected at least one run folder, got none")
     configs = [ModelConfig.from_dict(b["model"]) for b in blobs]
@@ -144,3 +162,51 @@ def load_runs(run_dirs: Sequence[Path], device: str | torch.device = "cpu") -> L
             f"model its config names ({first}); remove the run or train it again with --overwrite"
         ) from None
     return model.to(device).eval()
+
+
+# -- the data a checkpoint trains on ------------------------------------------------------------
+
+
+class DataMismatchError(ValueError):
+    """A checkpoint was trained on another corpus (or another version of this one)."""
+
+
+def data_identity(corpus: Corpus) -> dict[str, str]:
+    """What a checkpoint records of the corpus it trains on: its name, its checksum (compared on
+    resume), and its folder when the name is not enough to find it."""
+    identity = {"name": corpus.name, "sha256": corpus.checksum()}
+    if corpus.name not in ("shipped", "medium"):
+        identity["root"] = str(Path(corpus.root).resolve())
+    return identity
+
+
+def describe_data(data: Mapping[str, str]) -> str:
+    """'medium (sha256 1234abcd5678…)', with the folder for a corpus named by a path."""
+    where = f", {data['root']}" if data.get("root") and data["root"] != data["name"] else ""
+    return f"{data['name']} (sha256 {data['sha256'][:12]}…{where})"
+
+
+def checkpoint_data(
+    saved: Mapping[str, str] | None, wanted: Mapping[str, str] | None, source: Path | str
+) -> dict[str, str] | None:
+    """The data a resumed checkpoint goes on recording. A checkpoint resumes only on the corpus it
+    was trained on (DataMismatchError otherwise). One written before checkpoints recorded their
+    data (the medium campaign's) is taken to hold the corpus of the results folder it lives
+    under, which is the one asked for, and records it from its next save."""
+    if saved is None:
+        if wanted is not None:
+            log.warning(
+                "%s: written before checkpoints recorded their data; taking it as %s (sha256 "
+                "%s…), the corpus of the folder it lives under, and recording that",
+                source,
+                wanted["name"],
+                wanted["sha256"][:12],
+            )
+        return None if wanted is None else dict(wanted)
+    if wanted is not None and saved["sha256"] != wanted["sha256"]:
+        raise DataMismatchError(
+            f"{source}: trained on {describe_data(saved)}, but this command's data is "
+            f"{describe_data(wanted)}; resume on that corpus, or remove the checkpoint (or "
+            "--overwrite) to train on this one from scratch"
+        )
+    return dict(saved) if wanted is None else dict(wanted)

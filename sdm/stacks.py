@@ -6,6 +6,8 @@ A stack resumes from any checkpoint on disk that holds its unfinished runs, what
 was started with, and says which and at what epoch, or says loudly that it starts fresh. A stack
 is split into shards (one per CPU process, or one per cluster job: `Stack.shards`,
 `train_shard`), each with its own checkpoint file; the split is a pure function of the members.
+Whoever trains a stack or a shard holds its lock and its runs' (sdm.guards.holding): a second
+command is refused, naming the first. Afterwards, what nobody needs is tidied (sdm.resume.tidy).
 """
 
 from __future__ import annotations
@@ -18,13 +20,13 @@ from pathlib import Path
 
 import torch
 
-from sdm import data, results
+from sdm import data, guards, results, resume
 from sdm.config import ModelConfig, TrainConfig
 from sdm.data import Corpus, resolve_corpus
 from sdm.parallel import resolve_workers, shard_members
-from sdm.runs import RunSpec, check_reusable
-from sdm.train import MemberResult, fit, pick_device, read_checkpoint
-from sdm.training_state import DataMismatchError, describe_data
+from sdm.resume import find_resumable
+from sdm.runs import RunSpec, check_reusable, data_identity
+from sdm.train import MemberResult, fit, pick_device
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,7 @@ class Stack:
     checkpoint: Path
     todo: frozenset[RunSpec]
     root: Path
+    fresh: bool = False  # --overwrite: its old checkpoint files go once the stack is locked
 
     @property
     def train(self) -> TrainConfig:
@@ -132,6 +135,19 @@ class Stack:
             tuple(s.label for s in self.specs),
         )
 
+    def locks(self, shard: Shard | None = None) -> list[tuple[Path, str]]:
+        """What one writer holds while training the stack (or one shard): the checkpoint's lock
+        and each unfinished run's (sdm.guards.holding)."""
+        checkpoint = self.checkpoint if shard is None else shard.checkpoint
+        specs = self.todo if shard is None else self.todo.intersection(shard.specs)
+        runs = [
+            (results.run_lock(self.root, s.data, s.preprocessing, s.model.name, s.seed), s)
+            for s in sorted(specs, key=lambda s: s.label)
+        ]
+        return [(results.stack_lock(checkpoint), f"checkpoint {checkpoint}")] + [
+            (lock, str(s.directory(self.root))) for lock, s in runs
+        ]
+
     def finished(self) -> bool:
         return all(results.is_trained(s.directory(self.root)) for s in self.todo)
 
@@ -142,15 +158,6 @@ class Stack:
             return False
         results.remove_checkpoints(self.checkpoint)
         return True
-
-
-def data_identity(corpus: Corpus) -> dict[str, str]:
-    """What a checkpoint records of the corpus it trains on: its name, its checksum (compared on
-    resume), and its folder when the name is not enough to find it."""
-    identity = {"name": corpus.name, "sha256": corpus.checksum()}
-    if corpus.name not in ("shipped", "medium"):
-        identity["root"] = str(Path(corpus.root).resolve())
-    return identity
 
 
 def _corpora(specs: Sequence[RunSpec], given: Mapping[str, Corpus] | None) -> dict[str, Corpus]:
@@ -190,8 +197,7 @@ def plan_stacks(
             continue
         ckpt = results.stack_checkpoint(root, name, prep, missing)
         if overwrite:
-            results.remove_checkpoints(ckpt)
-            stacks.append(Stack(tuple(missing), ckpt, frozenset(missing), Path(root)))
+            stacks.append(Stack(tuple(missing), ckpt, frozenset(missing), Path(root), fresh=True))
             continue
         found = find_resumable(
             root, name, prep, train_cfg, missing, batch, device_type, corpus_of[name], ckpt
@@ -224,92 +230,6 @@ def _labels(specs: Sequence[RunSpec]) -> str:
     return "(" + ", ".join(s.label for s in specs) + ")"
 
 
-def _read_stack(
-    files: list[Path],
-) -> tuple[list[tuple[ModelConfig, int]], dict, str, list[int], list[dict | None]]:
-    """Members (in an order that shards as the stack was sharded), training settings, device type,
-    epoch and data (None when not recorded) of each file of a stack checkpoint, sharded or not."""
-    members: list[tuple[ModelConfig, int]] = []
-    settings, device_type, epochs, data = {}, "", [], []
-    for path in files:  # shard files in index order (results.checkpoint_stacks)
-        st = read_checkpoint(path)
-        # shard files list their own members in stack order; shards follow one another, which
-        # sharding (a function of the member set, then of the order inside each shard) keeps
-        members += [(ModelConfig.from_dict(c), s) for c, s in st["members"]]
-        settings = {k: v for k, v in st["train_config"].items() if k != "checkpoint_seconds"}
-        device_type = st["device_type"]
-        epochs.append(int(st["epoch"]))
-        data.append(st.get("data"))
-    return members, settings, device_type, epochs, data
-
-
-def find_resumable(
-    root: Path,
-    data: str,
-    preprocessing: str,
-    train_cfg: TrainConfig,
-    todo: Sequence[RunSpec],
-    requested: Sequence[RunSpec],
-    device_type: str,
-    corpus: Corpus | None = None,
-    own: Path | None = None,
-) -> tuple[Path, list[RunSpec], str] | None:
-    """A checkpoint on disk from which the unfinished runs `todo` can go on, or None.
-
-    A stack's checkpoint is named by its exact member list, so a stack started with 11 variants
-    and resumed after 3 of them finished would not be found under the name of the other 8. This
-    looks at every stack in the folder instead: it qualifies when it holds every run of `todo`,
-    was written with the same training settings and device type, and holds no run that is neither
-    requested nor finished (resuming must not train what nobody asked for). Of several, the one
-    furthest along wins. Returns (checkpoint path, its members as specs in order, epoch text).
-
-    One that qualifies but was trained on another corpus than `corpus` is refused (a checkpoint
-    without a recorded corpus is taken to be of this one: its folder is this corpus's). A file that
-    cannot be read is skipped with a warning, unless it is `own`, the file this stack would write:
-    then the command stops rather than overwrite or resume it.
-    """
-    folder = results.checkpoint_dir(root, data, preprocessing)
-    if not folder.is_dir():
-        return None
-    wanted, asked = set(todo), set(requested)
-    best: tuple[int, int, Path, list[RunSpec], str] | None = None
-    foreign: list[str] = []
-    for path, files in results.checkpoint_stacks(folder).items():
-        try:
-            members, settings, dev_type, epochs, stored = _read_stack(files)
-        except ValueError as err:  # a foreign or damaged file is not ours to resume from
-            if own is not None and path == own:
-                raise
-            log.warning("skipping checkpoint %s: %s", path, err)
-            continue
-        if settings != train_cfg.result_settings() or dev_type != device_type:
-            continue
-        specs = [RunSpec(data, preprocessing, c, s, train_cfg) for c, s in members]
-        held = set(specs)
-        if not wanted <= held or len(held) != len(specs):
-            continue
-        extra = [s for s in specs if s not in asked and not results.is_trained(s.directory(root))]
-        if extra:
-            continue
-        other = [d for d in stored if d and corpus and d["sha256"] != corpus.checksum()]
-        if other:
-            foreign.append(
-                f"{path} was trained on {describe_data(other[0])}, but this command's data is "
-                f"{describe_data(data_identity(corpus))}"
-            )
-            continue
-        text = str(epochs[0]) if len(set(epochs)) == 1 else f"{min(epochs)}-{max(epochs)}"
-        key = (min(epochs), -len(specs))
-        if best is None or key > best[:2]:
-            best = (*key, path, specs, text)
-    if best is None and foreign:
-        raise DataMismatchError(
-            f"{foreign[0]}; resume on that corpus, or remove the checkpoint (or --overwrite) to "
-            "train on this one from scratch"
-        )
-    return None if best is None else (best[2], best[3], best[4])
-
-
 def _frames(corpus: Corpus, preprocessing: str) -> tuple[torch.Tensor, torch.Tensor]:
     return tuple(
         torch.from_numpy(data.frames(corpus, split, preprocessing)) for split in ("train", "val")
@@ -326,25 +246,9 @@ def train_shard(
     the entry point of a cluster job (one job per shard of `Stack.shards`). It resumes from the
     shard's checkpoint file when there is one; the files stay until the whole stack is trained
     (`Stack.cleanup`, or the next `ensure_trained`, removes them)."""
-    spec = shard.specs[0]
-    corpus = corpus or resolve_corpus(spec.data)
-    train_x, val_x = _frames(corpus, spec.preprocessing)
-    writer = shard.stack.writer(corpus, train_x.shape[0], str(pick_device(device)))
-    configs, seeds = [s.model for s in shard.specs], [s.seed for s in shard.specs]
-    done = fit(
-        configs,
-        seeds,
-        train_x,
-        val_x,
-        spec.train,
-        device,
-        shard.checkpoint,
-        writer,
-        progress,
-        data=data_identity(corpus),
-    )
-    writer.save_missing(done)
-    return done
+    corpus = corpus or resolve_corpus(shard.specs[0].data)
+    with guards.holding(shard.stack.locks(shard)):
+        return _train(shard.stack, shard.specs, shard.checkpoint, corpus, device, progress, 1)
 
 
 def ensure_trained(
@@ -364,23 +268,54 @@ def ensure_trained(
     dev = pick_device(device)
     corpus_of = _corpora(specs, corpora)
     for stack in plan_stacks(specs, root, dev.type, overwrite, corpus_of):
-        spec = stack.specs[0]
-        train_x, val_x = _frames(corpus_of[spec.data], spec.preprocessing)
-        writer = stack.writer(corpus_of[spec.data], train_x.shape[0], str(dev))
-        configs, seeds = [s.model for s in stack.specs], [s.seed for s in stack.specs]
-        done = fit(
-            configs,
-            seeds,
-            train_x,
-            val_x,
-            stack.train,
-            str(dev),
-            stack.checkpoint,
-            writer,
-            progress,
-            workers,
-            data_identity(corpus_of[spec.data]),
+        with guards.holding(stack.locks()):  # one writer per stack and run folder
+            _train_stack(stack, corpus_of[stack.specs[0].data], dev, progress, workers)
+    for data_name, prep in dict.fromkeys((s.data, s.preprocessing) for s in specs):
+        resume.tidy(
+            root,
+            data_name,
+            prep,
+            [s for s in specs if (s.data, s.preprocessing) == (data_name, prep)],
         )
-        writer.save_missing(done)
-        stack.cleanup()
     return [s.directory(root) for s in specs]
+
+
+def _train_stack(
+    stack: Stack, corpus: Corpus, dev: torch.device, progress: bool, workers: int | str
+) -> None:
+    """Train a stack this process has locked; remove its checkpoints once all is written."""
+    if stack.fresh:
+        results.remove_checkpoints(stack.checkpoint)
+    _train(stack, stack.specs, stack.checkpoint, corpus, str(dev), progress, workers)
+    stack.cleanup()
+
+
+def _train(
+    stack: Stack,
+    specs: Sequence[RunSpec],
+    checkpoint: Path,
+    corpus: Corpus,
+    device: str,
+    progress: bool,
+    workers: int | str,
+) -> list[MemberResult]:
+    """fit() on `specs` of `stack`, run folders written as members finish (and from the
+    checkpoint, for those it holds as done whose folder is missing)."""
+    train_x, val_x = _frames(corpus, specs[0].preprocessing)
+    writer = stack.writer(corpus, train_x.shape[0], str(pick_device(device)))
+    configs, seeds = [s.model for s in specs], [s.seed for s in specs]
+    done = fit(
+        configs,
+        seeds,
+        train_x,
+        val_x,
+        stack.train,
+        device,
+        checkpoint,
+        writer,
+        progress,
+        workers,
+        data_identity(corpus),
+    )
+    writer.save_missing(done)
+    return done

@@ -22,8 +22,8 @@ import torch
 
 from sdm import guards, results
 from sdm.config import ModelConfig, TrainConfig
-from sdm.guards import Interrupted, load_torch
-from sdm.training_state import EpochAborted, MemberResult, NonFiniteLossError, TrainingState
+from sdm.guards import EpochAborted, Interrupted, NonFiniteLossError, load_torch
+from sdm.training_state import MemberResult, TrainingState
 
 log = logging.getLogger(__name__)
 
@@ -177,9 +177,10 @@ def fit(
         raise _interrupted(epoch - 1, signum, checkpoint, snapshot) from None
     finally:
         bar.close()
-    hand_over(state.finish(sorted(i for g in state.training for i in g.active), False))
-    if checkpoint is not None:
+    finished = state.finish(sorted(i for g in state.training for i in g.active), False)
+    if checkpoint is not None:  # first: should handing over fail, the checkpoint holds them
         save_checkpoint(state.state_dict(), checkpoint)
+    hand_over(finished)
     return state.results()
 
 

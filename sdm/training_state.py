@@ -2,16 +2,13 @@
 
 `TrainingState` holds everything that goes from one epoch to the next — weights and Adam moments
 per shape group, noise and shuffling streams, histories, best snapshots, the epoch and the clock —
-and owns the checkpoint schema: `state_dict` is exactly what a checkpoint file holds (format 2,
-frozen: book/conventions.md; the "data" key, the corpus it trains on, was added to it with a
-migration: a checkpoint without it is taken to be of the corpus asked for, and gets it at the next
-save) and `load_state_dict` puts it back. Its steps are `run_epoch`,
-`validate` (which says who stops) and `finish`; sdm.train.fit is a short loop over them.
+and owns the checkpoint schema (format 2, frozen: book/conventions.md): `state_dict` is what a
+checkpoint holds, `load_state_dict` puts it back. Its steps are `run_epoch`, `validate` (which
+says who stops) and `finish`; sdm.train.fit is a short loop over them.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -22,32 +19,13 @@ from typing import Any
 import torch
 
 from sdm.config import ModelConfig, TrainConfig
+from sdm.guards import EpochAborted, NonFiniteLossError
 from sdm.metrics import hoyer
 from sdm.models import SHUFFLE_STREAM, LatentStack, _seed_stream, build_stack, group_members
-
-log = logging.getLogger(__name__)
+from sdm.runs import checkpoint_data
 
 CHECKPOINT_FORMAT = 2
 VAL_CHUNK = 8192  # frames per validation forward: bounds memory on large corpora
-
-
-class DataMismatchError(ValueError):
-    """A checkpoint was trained on another corpus (or another version of this one)."""
-
-
-def describe_data(data: Mapping[str, str]) -> str:
-    """'medium (sha256 1234abcd5678…)', with the folder for a corpus named by a path."""
-    where = f", {data['root']}" if data.get("root") and data["root"] != data["name"] else ""
-    return f"{data['name']} (sha256 {data['sha256'][:12]}…{where})"
-
-
-class EpochAborted(Exception):
-    """An epoch was left half done (a stop was requested): the state in memory is not a
-    checkpoint."""
-
-
-class NonFiniteLossError(RuntimeError):
-    """Training produced a NaN or inf loss; the message names variant, epoch and first bad step."""
 
 
 @dataclass
@@ -278,7 +256,7 @@ class TrainingState:
                 f"{source}: written on {st['device_type']}, cannot resume on {self.dev.type} "
                 "(the noise streams differ); resume there, or remove it or --overwrite"
             )
-        self._check_data(st.get("data"), source)
+        self.data = checkpoint_data(st.get("data"), self.data, source)
         self.done = {i: MemberResult(**r) for i, r in st["done"].items()}
         for g, gst in zip(self.groups, _group_states(self.groups, st["groups"])):
             g.load(gst, self.dev)
@@ -288,29 +266,6 @@ class TrainingState:
             m.best_state, m.since_best = ms["best_state"], ms["since_best"]
         self.epoch, self.elapsed = st["epoch"], st["elapsed"]
         self.train_sums, self.epochs_since_val = st["train_sums"], st["epochs_since_val"]
-
-    def _check_data(self, saved: Mapping[str, str] | None, source: Path | str) -> None:
-        """A checkpoint resumes only on the corpus it was trained on. One written before
-        checkpoints recorded their data (the campaign's) is taken to hold the corpus of the
-        results folder it lives under, which is the one asked for, and records it from now on."""
-        if saved is None:
-            if self.data is not None:
-                log.warning(
-                    "%s: written before checkpoints recorded their data; taking it as %s "
-                    "(sha256 %s…), the corpus of the folder it lives under, and recording that",
-                    source,
-                    self.data["name"],
-                    self.data["sha256"][:12],
-                )
-            return
-        if self.data is None:
-            self.data = dict(saved)  # keep what it says for the next checkpoint
-        elif saved["sha256"] != self.data["sha256"]:
-            raise DataMismatchError(
-                f"{source}: trained on {describe_data(saved)}, but this command's data is "
-                f"{describe_data(self.data)}; resume on that corpus, or remove the checkpoint "
-                "(or --overwrite) to train on this one from scratch"
-            )
 
     # -- the steps of the loop -------------------------------------------------------------------
 

@@ -33,9 +33,8 @@ from sdm.__main__ import main
 from sdm.config import TrainConfig
 from sdm.guards import Interrupted
 from sdm.models import LatentStack
-from sdm.runs import make_specs
+from sdm.runs import DataMismatchError, make_specs
 from sdm.stacks import ensure_trained
-from sdm.training_state import DataMismatchError
 from sdm.variants import get_variant
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -619,7 +618,14 @@ def _epochs(folder: Path) -> list[int]:
     return [int(torch.load(p, weights_only=False)["epoch"]) for p in sorted(folder.glob("*.pt"))]
 
 
-@pytest.mark.parametrize(("workers", "name"), [(1, "SIGTERM"), (2, "SIGTERM"), (1, "SIGINT")])
+@pytest.mark.parametrize(
+    ("workers", "name"),
+    [
+        (1, "SIGTERM"),
+        pytest.param(2, "SIGTERM", marks=pytest.mark.slow),  # about 40 s: three processes
+        (1, "SIGINT"),
+    ],
+)
 def test_a_stop_signal_saves_the_last_epoch_and_exits_with_one_line(workers, name, tmp_path):
     import signal
 
@@ -639,6 +645,7 @@ def test_a_stop_signal_saves_the_last_epoch_and_exits_with_one_line(workers, nam
     assert results.temporary_files(folder) == []
 
 
+@pytest.mark.slow  # about 40 s: three processes
 def test_workers_end_with_their_parent_even_on_sigkill(tmp_path):
     out = tmp_path / "results"
     proc, folder = _start_training(out, 2)
@@ -685,3 +692,246 @@ def test_a_stop_keeps_a_schedulers_signal_handlers(tmp_path, monkeypatch, frames
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
+
+
+# -- 5. one writer per stack and run folder -------------------------------------------------------
+
+
+def test_a_held_lock_refuses_a_second_holder_naming_the_first(tmp_path):
+    """Two open files on one lock file conflict even in one process (flock), so this is what a
+    second command meets; the real-process test below is the slow one."""
+    import socket
+
+    from sdm import guards
+
+    lock = tmp_path / "ckpt" / "run-vae-m32-seed-0.lock"
+    with guards.holding([(lock, "results/shipped/clean/vae-m32/seed-0")]):
+        assert guards.is_locked(lock)
+        with pytest.raises(guards.LockedError) as err:
+            with guards.holding([(lock, "results/shipped/clean/vae-m32/seed-0")]):
+                pass
+    message = str(err.value)
+    assert f"is being trained by PID {os.getpid()} on {socket.gethostname()}" in message
+    assert str(lock) in message and "\n" not in message
+    assert not guards.is_locked(lock)  # released with its holder
+    with guards.holding([(lock, "again")]):
+        pass
+
+
+@pytest.mark.slow  # about 40 s: two training processes
+def test_a_second_command_on_the_same_runs_is_refused_naming_the_first(tmp_path):
+    import socket
+
+    from sdm import guards
+
+    out = tmp_path / "results"
+    first, folder = _start_training(out, 1)
+    try:
+        second = _sdm(
+            ["train", "--variant", "vae-m32", "sdm-dct-k32-m32", "--out", str(out)]
+            + ["--max-epochs", "1000", "--device", "cpu", "--workers", "1", "--quiet"],
+            tmp_path,
+        )
+        lines = [ln for ln in second.stderr.strip().splitlines() if not ln.startswith("resuming")]
+        assert second.returncode == 2 and len(lines) == 1, second.stderr
+        assert (
+            f"PID {first.pid} on {socket.gethostname()}" in lines[0] and "Traceback" not in lines[0]
+        )
+        assert "is being trained by" in lines[0]
+    finally:
+        first.kill()  # SIGKILL: the kernel releases its locks all the same
+        first.wait()
+    locks = [(p, "lock") for p in folder.glob("*.lock")]
+    assert len(locks) == 3  # the stack and its two runs
+    with guards.holding(locks):
+        pass
+
+
+# -- 7. corrupt or foreign files: one line naming the file --------------------------------------
+
+
+def _damage(path: Path, how: str) -> None:
+    if how == "random bytes":
+        path.write_bytes(os.urandom(4096))
+    elif how == "empty":
+        path.write_bytes(b"")
+    elif how == "cut off":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif how == "wrong keys":
+        torch.save({"weights": torch.zeros(3)}, path)
+    else:  # wrong shapes: a real file with one tensor replaced
+        blob = torch.load(path, weights_only=False)
+        state = blob["groups"][0]["model"] if "groups" in blob else blob["state_dict"]
+        key = next(iter(state))
+        state[key] = torch.zeros(3, 3)
+        torch.save(blob, path)
+
+
+DAMAGE = ["random bytes", "empty", "cut off", "wrong keys", "wrong shapes"]
+
+
+@pytest.fixture(scope="module")
+def interrupted_run(tmp_path_factory, frames_cache):
+    """A results tree with one finished run and one stack checkpoint of an unfinished run."""
+    out = tmp_path_factory.mktemp("damaged") / "results"
+    cfg = TrainConfig(max_epochs=2, checkpoint_seconds=0)
+    (done,) = make_specs([get_variant("vae-m32")], [0], "shipped", "clean", cfg)
+    with pytest.MonkeyPatch.context() as mp:
+        small = sdm.data.frames("shipped", "train", "clean", frames_cache)[:512]
+        val = sdm.data.frames("shipped", "val", "clean", frames_cache)[:128]
+        mp.setattr(sdm.data, "frames", lambda d, split, *a, **k: small if split == "train" else val)
+        ensure_trained([done], out, "cpu", progress=False, workers=1)
+        cfg = TrainConfig(max_epochs=50, checkpoint_seconds=0)
+        (todo,) = make_specs([VARIANT], [0], "shipped", "clean", cfg)
+        _kill_after(mp, 10)
+        with pytest.raises(_Killed):
+            ensure_trained([todo], out, "cpu", progress=False, workers=1)
+    return out, done.directory(out)
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+def test_a_damaged_checkpoint_is_one_line_naming_it(how, interrupted_run, tmp_path, capsys):
+    out = tmp_path / "results"
+    shutil.copytree(interrupted_run[0], out)
+    (ckpt,) = results.checkpoint_dir(out, "shipped", "clean").glob("stack-*.pt")
+    _damage(ckpt, how)
+    damaged = ckpt.read_bytes()
+    args = ["train", "--variant", VARIANT.name, "--max-epochs", "50", "--out", str(out)]
+    assert main([*args, "--device", "cpu", "--workers", "1", "--quiet"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and str(ckpt) in lines[0], lines
+    assert "remove it" in lines[0] and ckpt.read_bytes() == damaged
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+def test_a_damaged_weights_file_is_one_line_naming_it(how, interrupted_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(interrupted_run[1], run)
+    _damage(run / "model.pt", how)
+    audio = ROOT / "data" / "speech" / "test" / "cmu_cards" / "001.flac"
+    assert main(["evaluate", "--run", str(run), "--audio", str(audio)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "model.pt" in lines[0] and str(run) in lines[0], lines
+
+
+# -- 8. never delete what the command could not replace ------------------------------------------
+
+
+def test_a_failed_overwrite_keeps_the_finished_run_and_a_failed_save_keeps_the_checkpoint(
+    interrupted_run, tmp_path, monkeypatch, frames_cache
+):
+    out = tmp_path / "results"
+    shutil.copytree(interrupted_run[0], out)
+    run = interrupted_run[1].relative_to(interrupted_run[0])
+    before = {p.name: p.read_bytes() for p in (out / run).iterdir()}
+    small = sdm.data.frames("shipped", "train", "clean", frames_cache)[:512]
+    monkeypatch.setattr(sdm.data, "frames", lambda d, split, *a, **k: small)
+    (spec,) = make_specs([get_variant("vae-m32")], [0], "shipped", "clean", TrainConfig(lr=1e-3))
+    with monkeypatch.context() as mp:
+        _kill_after(mp, 3)
+        with pytest.raises(_Killed):
+            ensure_trained([spec], out, "cpu", overwrite=True, progress=False, workers=1)
+    assert {p.name: p.read_bytes() for p in (out / run).iterdir()} == before
+
+    cfg = TrainConfig(max_epochs=50, checkpoint_seconds=0)  # the interrupted stack's settings
+    (todo,) = make_specs([VARIANT], [0], "shipped", "clean", cfg)
+    (ckpt,) = results.checkpoint_dir(out, "shipped", "clean").glob("stack-*.pt")
+    monkeypatch.setattr(results, "save_run", lambda *a, **k: 1 / 0)  # say, the disk is full
+    with pytest.raises(ZeroDivisionError):
+        ensure_trained([todo], out, "cpu", progress=False, workers=1)
+    assert ckpt.exists(), "the checkpoint, the only copy of the training, was deleted"
+    assert torch.load(ckpt, weights_only=False)["done"], "the finished member is not in it"
+
+
+# -- 9. temporary files: cleaned, ignored, never under another process's lock --------------------
+
+
+def test_leftovers_are_tidied_but_not_under_a_held_lock(
+    interrupted_run, tmp_path, monkeypatch, frames_cache
+):
+    from sdm import guards, stacks
+
+    out = tmp_path / "results"
+    shutil.copytree(interrupted_run[0], out)
+    folder = results.checkpoint_dir(out, "shipped", "clean")
+    (busy,) = folder.glob("stack-*.pt")  # another process trains this one (its lock held below)
+    small = sdm.data.frames("shipped", "train", "clean", frames_cache)[:512]
+    monkeypatch.setattr(sdm.data, "frames", lambda d, split, *a, **k: small)
+    (spec,) = make_specs(
+        [get_variant("sdm-I-m32")], [0], "shipped", "clean", TrainConfig(max_epochs=1)
+    )
+    with monkeypatch.context() as mp:  # killed after its run folder, before removing its checkpoint
+        mp.setattr(stacks.Stack, "cleanup", lambda self: False)
+        mp.setattr(stacks.resume, "tidy", lambda *a: None)
+        ensure_trained([spec], out, "cpu", progress=False, workers=1)
+    stale = results.stack_checkpoint(out, "shipped", "clean", [spec])
+    assert stale.exists()
+    leftovers = [spec.directory(out) / ".model.pt.x1.tmp.pt", folder / f".{stale.name}.x2.tmp.pt"]
+    kept = [folder / f".{busy.name}.x3.tmp.pt"]
+    for p in leftovers + kept:
+        p.write_bytes(b"half")
+    with guards.holding([(results.stack_lock(busy), "busy")]):
+        ensure_trained([spec], out, "cpu", progress=False, workers=1)  # reused: nothing to train
+    assert not any(p.exists() for p in leftovers) and not stale.exists()
+    assert all(p.exists() for p in kept) and busy.exists()
+    ignored = ROOT / "results" / "shipped" / "clean" / "vae-m32" / "seed-0" / ".model.pt.a.tmp.pt"
+    assert subprocess.run(["git", "check-ignore", "-q", str(ignored)], cwd=ROOT).returncode == 0
+
+
+# -- 10. the output location is checked before any work ------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["train", "table1", "claims"])
+def test_a_file_as_out_fails_before_any_work(command, tmp_path, monkeypatch, capsys):
+    import sdm.pipeline
+    import sdm.stacks
+
+    monkeypatch.setattr(sdm.stacks, "fit", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(sdm.pipeline, "run", lambda *a, **k: pytest.fail("worked"))
+    target = tmp_path / "a-file"
+    target.write_text("mine")
+    args = ["--variant", VARIANT.name]
+    assert main([command, *args, "--out", str(target / "sub"), "--quiet"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "is a file" in lines[0] and str(target) in lines[0], lines
+    assert main([command, *args, "--out", "/proc/sdm-cannot-write-here", "--quiet"]) == 2
+    assert "cannot write there" in capsys.readouterr().err
+    assert target.read_text() == "mine"
+
+
+def test_evaluate_checks_its_output_before_evaluating(tmp_path, monkeypatch, capsys):
+    import sdm.evaluate
+
+    monkeypatch.setattr(sdm.evaluate, "evaluate_file", lambda *a, **k: pytest.fail("evaluated"))
+    audio = ROOT / "data" / "speech" / "test" / "cmu_cards" / "001.flac"
+    for out, expected in [("out.mp5", "unknown audio suffix"), ("/proc/x/out.wav", "cannot write")]:
+        assert main(["evaluate", "--run", str(tmp_path), "--audio", str(audio), "--out", out]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and expected in lines[0], lines
+
+
+# -- 12. a run folder without its weights is not a finished run ------------------------------------
+
+
+def test_a_run_folder_without_weights_or_metrics_is_trained_again(
+    interrupted_run, tmp_path, monkeypatch, caplog
+):
+    import sdm.stacks
+
+    out = tmp_path / "results"
+    shutil.copytree(interrupted_run[0], out)
+    (spec,) = make_specs(
+        [get_variant("vae-m32")], [0], "shipped", "clean", TrainConfig(max_epochs=2)
+    )
+    calls = []
+    monkeypatch.setattr(sdm.stacks, "fit", lambda *a, **k: calls.append(a) or [])
+    (spec.directory(out) / "metrics.csv").write_text("committed metrics\n")
+    (spec.directory(out) / "model.pt").unlink()
+    ensure_trained([spec], out, "cpu", progress=False, workers=1)
+    assert calls == []  # weights not committed, metrics are: a finished run, read as it is
+    (spec.directory(out) / "metrics.csv").unlink()
+    with caplog.at_level("WARNING", logger="sdm"):
+        ensure_trained([spec], out, "cpu", progress=False, workers=1)
+    assert (
+        len(calls) == 1 and "model.pt and metrics.csv are missing: training it again" in caplog.text
+    )
