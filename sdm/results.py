@@ -145,9 +145,10 @@ def check_output_root(root: Path) -> Path:
     existing = next((p for p in (root, *root.parents) if p.exists()), None)
     if existing is not None and not existing.is_dir():
         raise ValueError(f"--out {root}: {existing} is a file; expected a folder for results")
-    try:  # the only sure test of writing is to write
-        root.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=root, prefix=".write-test.", suffix=".tmp")
+    try:  # the only sure test of writing is to write (where the tree would start; removed)
+        fd, probe = tempfile.mkstemp(
+            dir=existing or Path.cwd(), prefix=".write-test.", suffix=".tmp"
+        )
         os.close(fd)
         os.unlink(probe)
     except OSError as err:

@@ -1,8 +1,8 @@
 """Bad and hostile inputs: each class ends in one clear line (or correct behaviour), never a
 traceback or a dead process, and leaves on disk only what it should.
 
-One test per class of issue 32's catalogue (the "What it refuses and why" tables in the README and
-on the book's Conventions page). Commands run in-process through `sdm.__main__.main` where nothing
+One test per class of issue 32's catalogue (the "What it refuses and why" table on the book's
+Conventions page). Commands run in-process through `sdm.__main__.main` where nothing
 can crash; in real processes where a crash, a kill, a lock or a planted file is the point (the pesq
 extension's segmentation fault, papermill's kernel, SIGKILL, a second command, a malicious
 checkpoint).
@@ -569,13 +569,13 @@ def test_a_planted_weights_file_is_refused_unread_and_runs_nothing(kind, tmp_pat
 def _children(pid: int) -> list[int]:
     """Processes whose parent is `pid` (from /proc)."""
     found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
         if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
+            found.append(int(stat_file.parent.name))
     return found
 
 
