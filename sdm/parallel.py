@@ -70,14 +70,26 @@ def shard_members(configs: Sequence[ModelConfig], seeds: Sequence[int], n: int) 
     return [sorted(s) for s in shards if s]
 
 
+_parent = 0  # the pool's process, in each worker
+_busy = False  # a worker is inside fit (whose own handlers then stop it at its next step)
+
+
 def _init_worker(barrier: Any, threads: int) -> None:
-    global _start_barrier
-    _start_barrier = barrier
+    global _start_barrier, _parent
+    _start_barrier, _parent = barrier, os.getppid()
     torch.set_num_threads(threads)
     # Ctrl-C reaches the whole process group: while training, the worker's own handler turns it
     # into a stop (sdm.guards); between tasks it is the parent's to handle
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _end_with_parent(os.getppid())
+    # an idle worker must not die holding the task queue's lock (the pool would hang): SIGTERM
+    # ends it only when its parent is gone; otherwise the pool's own shutdown ends it
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    _end_with_parent(_parent)
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    if not _busy and os.getppid() != _parent:
+        os._exit(0)
 
 
 def _end_with_parent(parent: int) -> None:
@@ -101,15 +113,21 @@ def _end_with_parent(parent: int) -> None:
 
 
 def _fit_shard(kwargs: dict[str, Any]) -> bytes:
-    parent = os.getppid()
-    _start_barrier.wait()  # every process starts its first epoch together: fair timings
+    global _busy
+    with contextlib.suppress(threading.BrokenBarrierError):  # a shard that failed to start
+        _start_barrier.wait(
+            timeout=300
+        )  # every process starts its first epoch together: fair timings
     buffer = io.BytesIO()
+    _busy = True
     try:
         done = fit(**kwargs)
     except Interrupted:
-        if os.getppid() != parent:  # orphaned: nobody to report to
+        if os.getppid() != _parent:  # orphaned: nobody to report to
             os._exit(0)
         raise
+    finally:
+        _busy = False
     # results go back as one blob: torch's pickler would share every weight tensor through its
     # own file descriptor, and a 70-member stack would run into the open-file limit
     torch.save([vars(r) for r in done], buffer)
