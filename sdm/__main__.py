@@ -111,6 +111,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         args.overwrite,
         not args.quiet,
         workers=args.workers,
+        launcher=_launcher(args),
     )
     for run_dir in trained:
         result = read_config(run_dir)["result"]
@@ -156,6 +157,7 @@ def pipeline_options(args: argparse.Namespace) -> Any:
         workers=args.workers,
         quick=args.quick,
         progress=not args.quiet,
+        launcher=_launcher(args),
     )
 
 

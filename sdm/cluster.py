@@ -2,7 +2,7 @@
 job; the launcher follows the jobs, says in one line what became of each one that failed, and
 lets a later identical command take over jobs an earlier one left running.
 
-The pipeline (sdm.experiment) decides what to train: it hands over Shards (the members a job
+The pipeline (sdm.stacks) decides what to train: it hands over Shards (the members a job
 trains, the run folders it writes, the checkpoint it resumes from, and the call that trains it).
 This module knows nothing of models; it runs calls somewhere (sdm.scheduler: SLURM, or local
 processes for the tests) and keeps a record of each job beside the checkpoints
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sdm.jobspec import JobSpec
+from sdm.results import write_text
 from sdm.scheduler import ENDED, LauncherError, LocalProcesses, Slurm, last_line
 
 log = logging.getLogger(__name__)
@@ -113,9 +114,7 @@ class _Job:
             "log": str(self.log),
             "result": str(self.result),
         }
-        tmp = self.record.with_name(f".{self.record.name}.tmp")
-        tmp.write_text(json.dumps(d, indent=1) + "\n")
-        os.replace(tmp, self.record)
+        write_text(self.record, json.dumps(d, indent=1) + "\n")
 
     def forget(self) -> None:
         """Remove the record and submitit's pickles; the log stays for the user."""

@@ -47,6 +47,7 @@ class Options:
     quick: bool = False  # label the reports as a smoke test
     progress: bool = True
     n_jobs: int | None = None  # scoring processes (None: all cores)
+    launcher: Any = None  # an sdm.cluster.Launcher: train as cluster jobs; None trains here
 
     def specs(self) -> list[RunSpec]:
         variants = select_variants(None if self.variants is None else list(self.variants))
@@ -118,6 +119,7 @@ def run(options: Options) -> Evaluated:
             progress=options.progress,
             workers=options.workers,
             corpora={options.data: corpus},
+            launcher=options.launcher,
         )
         trained, missing = specs, []
     else:

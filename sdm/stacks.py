@@ -12,11 +12,13 @@ command is refused, naming the first. Afterwards, what nobody needs is tidied (s
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -27,6 +29,9 @@ from sdm.parallel import resolve_workers, shard_members
 from sdm.resume import find_resumable
 from sdm.runs import RunSpec, check_reusable, data_identity
 from sdm.train import MemberResult, fit, pick_device
+
+if TYPE_CHECKING:
+    from sdm.cluster import Launcher
 
 log = logging.getLogger(__name__)
 
@@ -172,17 +177,21 @@ def plan_stacks(
     device_type: str = "cpu",
     overwrite: bool = False,
     corpora: Mapping[str, Corpus] | None = None,
+    busy: frozenset[Path] = frozenset(),
 ) -> list[Stack]:
     """The stacks that train what `specs` miss, each with the checkpoint it resumes from.
 
     Finished runs with the same identity are reused; a finished run with another identity raises
-    RunConflictError unless `overwrite` (which retrains it, and never resumes)."""
+    RunConflictError unless `overwrite` (which retrains it, and never resumes). Runs whose folder
+    is in `busy` (trained by jobs of an earlier command) are left to those."""
     corpus_of = _corpora(specs, corpora)
     unique = list(dict.fromkeys(specs))  # a run named twice is trained once
     todo: set[RunSpec] = set()
     for spec in unique:
         identity = spec.identity(corpus_of[spec.data].checksum())
-        if not overwrite and check_reusable(spec.directory(root), identity):
+        if spec.directory(root) in busy or (
+            not overwrite and check_reusable(spec.directory(root), identity)
+        ):
             log.info("reusing %s", spec.directory(root))
             continue
         todo.add(spec)
@@ -259,14 +268,18 @@ def ensure_trained(
     progress: bool = True,
     workers: int | str = "auto",
     corpora: Mapping[str, Corpus] | None = None,
+    launcher: Launcher | None = None,
 ) -> list[Path]:
     """Train every spec whose run is not finished, as stacks of equally shaped members, and
     return every spec's run folder.
 
     `workers`: processes on a CPU (sdm.parallel; 'auto' = one per torch thread). `corpora`: the
-    data strings already resolved by the caller (each is resolved once otherwise)."""
-    dev = pick_device(device)
+    data strings already resolved by the caller (each is resolved once otherwise). `launcher`:
+    train on a cluster instead, one job per shard (sdm.cluster); None trains here."""
     corpus_of = _corpora(specs, corpora)
+    if launcher is not None:
+        return _train_on_cluster(specs, root, device, overwrite, launcher, corpus_of)
+    dev = pick_device(device)
     for stack in plan_stacks(specs, root, dev.type, overwrite, corpus_of):
         with guards.holding(stack.locks()):  # one writer per stack and run folder
             _train_stack(stack, corpus_of[stack.specs[0].data], dev, progress, workers)
@@ -319,3 +332,74 @@ def _train(
     )
     writer.save_missing(done)
     return done
+
+
+def run_shard_job(shard: Shard, device: str) -> list[str]:
+    """The call a cluster job makes: train_shard, returning the members' names (not weights)."""
+    train_shard(shard, device, progress=False)
+    return [s.label for s in shard.specs]
+
+
+def _train_on_cluster(
+    specs: Sequence[RunSpec],
+    root: Path,
+    device: str,
+    overwrite: bool,
+    launcher: Launcher,
+    corpus_of: Mapping[str, Corpus],
+) -> list[Path]:
+    """ensure_trained through a launcher: the stacks planned as here, each split into
+    launcher.spec.jobs shards as --workers splits it (a stack resumes with the layout it was
+    started with); one job per shard runs `run_shard_job`, holding the shard's locks."""
+    from sdm.cluster import Shard as Job
+
+    given_root, root = root, Path(root).resolve()  # jobs may start in another folder
+    job_device = launcher.spec.device
+    if device != "auto" and device.split(":")[0] != job_device:
+        raise ValueError(
+            f"device: {device!r} was asked for, but jobs with {launcher.spec.gpus} GPU(s) train "
+            f"on {job_device} (--gpus-per-job decides where jobs train)"
+        )
+    folders: dict[Path, list[RunSpec]] = {}
+    for spec in dict.fromkeys(specs):
+        folder = results.checkpoint_dir(root, spec.data, spec.preprocessing)
+        folders.setdefault(folder, []).append(spec)
+    identity = {s: s.identity(corpus_of[s.data].checksum()) for s in dict.fromkeys(specs)}
+    if overwrite or not all(check_reusable(s.directory(root), i) for s, i in identity.items()):
+        launcher.check()  # bad options or no cluster: one line, before anything is submitted
+    busy: set[Path] = set()
+    for folder, batch in folders.items():
+        busy |= launcher.adopt(folder, {s.directory(root) for s in batch})
+    if overwrite and busy:
+        raise ValueError(
+            "--overwrite: runs of this command are being trained by jobs of an earlier one; "
+            "wait for them or scancel them first"
+        )
+    for stack in plan_stacks(specs, root, job_device, overwrite, corpus_of, frozenset(busy)):
+        corpus = corpus_of[stack.specs[0].data]
+        _frames(corpus, stack.specs[0].preprocessing)  # built here once; the jobs read the cache
+        if stack.fresh:
+            results.remove_checkpoints(stack.checkpoint)
+        jobs = []
+        for j, shard in enumerate(stack.shards(min(launcher.spec.jobs, len(stack.specs)))):
+            dirs = tuple(s.directory(root) for s in shard.specs)
+            if all(results.is_trained(d) for d in dirs):
+                continue  # finished by an earlier job: its file stays until the stack is done
+            if busy.intersection(dirs):
+                log.warning(
+                    "not submitting shard %d of %s now: a job of an earlier command trains some "
+                    "of its runs; run the command again once it has ended",
+                    j,
+                    stack.checkpoint.name,
+                )
+                continue
+            run = functools.partial(run_shard_job, shard, job_device)
+            jobs.append(Job(tuple(s.label for s in shard.specs), dirs, shard.checkpoint, run))
+        launcher.submit(jobs, stack.checkpoint.parent)
+    launcher.finish()  # waits, or raises TrainingPending (--no-wait)
+    for batch in folders.values():
+        resume.tidy(root, batch[0].data, batch[0].preprocessing, batch)
+    for spec in identity:  # a run written by a job of an earlier command must be the one asked for
+        if not check_reusable(spec.directory(root), identity[spec]):
+            raise ValueError(f"{spec.directory(root)}: not trained; run the same command again")
+    return [s.directory(given_root) for s in specs]

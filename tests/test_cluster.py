@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -18,13 +19,14 @@ import psutil
 import pytest
 import torch
 
-from sdm import runs
+from sdm import results
 from sdm.cluster import JobsFailedError, Launcher, TrainingPending, _Job
 from sdm.config import TrainConfig
-from sdm.experiment import ensure_trained, make_specs
 from sdm.jobspec import JobSpec
 from sdm.parallel import shard_checkpoint
+from sdm.runs import make_specs
 from sdm.scheduler import LocalProcesses
+from sdm.stacks import ensure_trained
 from sdm.variants import get_variant
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,7 +55,7 @@ def _train(root: Path, launcher: Launcher | None, cfg: TrainConfig = TWO_EPOCHS)
 
 
 def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    return torch.load(run_dir / runs.WEIGHTS_FILE, weights_only=True)["state_dict"]
+    return torch.load(run_dir / results.WEIGHTS_FILE, weights_only=True)["state_dict"]
 
 
 def _assert_same_runs(a: list[Path], b: list[Path], same_stack: bool = True) -> None:
@@ -62,14 +64,14 @@ def _assert_same_runs(a: list[Path], b: list[Path], same_stack: bool = True) -> 
         assert wx.keys() == wy.keys()
         for k in wx:
             assert torch.equal(wx[k], wy[k]), f"{x.name}: {k} differs"
-        cx, cy = runs.read_config(x), runs.read_config(y)
+        cx, cy = results.read_config(x), results.read_config(y)
         assert cx["identity"] == cy["identity"]
         if same_stack:
             assert cx["environment"]["stack"] == cy["environment"]["stack"]
 
 
 def _ckpt(root: Path) -> Path:
-    return runs.checkpoint_dir(root, "shipped", "clean")
+    return results.checkpoint_dir(root, "shipped", "clean")
 
 
 @pytest.fixture(scope="module")
@@ -81,11 +83,12 @@ def local_runs(tmp_path_factory) -> list[Path]:
 def test_jobs_write_what_a_local_run_writes_and_a_failed_one_is_resubmitted_alone(
     local_runs, tmp_path, caplog
 ):
-    # shard 1 of the stack resumes from a damaged checkpoint: its job raises, shard 0's trains
+    # shard 1 of the stack resumes from a checkpoint of other members: its job raises, shard 0's
+    # trains (a damaged file would be refused before anything is submitted: test_bad_inputs)
     specs = _specs()
-    damaged = shard_checkpoint(runs.stack_checkpoint(tmp_path, "shipped", "clean", specs), 1, 2)
+    damaged = shard_checkpoint(results.stack_checkpoint(tmp_path, "shipped", "clean", specs), 1, 2)
     damaged.parent.mkdir(parents=True)
-    damaged.write_bytes(b"not a checkpoint")
+    shutil.copy(ROOT / "tests" / "fixtures" / "legacy" / "stack-legacy.shard1of2.pt", damaged)
     with pytest.raises(JobsFailedError) as err:
         _train(tmp_path, _launcher(jobs=2))
     lines = str(err.value).splitlines()
@@ -94,8 +97,8 @@ def test_jobs_write_what_a_local_run_writes_and_a_failed_one_is_resubmitted_alon
     assert job_line.startswith("job ") and "raised " in job_line and "_log.out ends: " in job_line
     (failed,) = [s for s in specs if f"({s.model.name}/seed-0)" in job_line]
     (done,) = [s for s in specs if s != failed]
-    assert runs.is_trained(done.directory(tmp_path)), "the other job did not go on"
-    assert not runs.is_trained(failed.directory(tmp_path))
+    assert results.is_trained(done.directory(tmp_path)), "the other job did not go on"
+    assert not results.is_trained(failed.directory(tmp_path))
 
     damaged.unlink()
     caplog.set_level(logging.INFO, logger="sdm")
@@ -105,7 +108,7 @@ def test_jobs_write_what_a_local_run_writes_and_a_failed_one_is_resubmitted_alon
     # bitwise the weights of a local run; the resubmitted member trained in a stack of its own
     _assert_same_runs(trained, local_runs, same_stack=False)
     for run_dir in trained:
-        assert runs.read_config(run_dir)["environment"]["threads"] == 1  # the job's one CPU
+        assert results.read_config(run_dir)["environment"]["threads"] == 1  # the job's one CPU
     folder = _ckpt(tmp_path)
     assert not list(folder.glob("stack-*.pt")), "checkpoints of a finished stack stay behind"
     assert not list((folder / "jobs").glob("*.json")), "job records stay behind"
