@@ -292,6 +292,35 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def _context(
+    dev: torch.device,
+    command: str,
+    sizes: Sizes,
+    train: torch.Tensor,
+    load_start: float | None,
+    peak: float,
+) -> dict[str, Any]:
+    """What every result file records beside its figures: machine, software, sizes, load."""
+    return {
+        "machine": machine_label(dev),
+        "device": str(dev),
+        "cpu": _cpu_name(),
+        "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "command": command,
+        "sizes": vars(sizes),
+        "train_frames": int(train.shape[0]),
+        "batch_size": BATCH,
+        "load_average_start": load_start,
+        "load_average_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "busy_at_start": load_start is not None and load_start > BUSY_LOAD * (os.cpu_count() or 1),
+        "peak_gflops": peak,
+        "peak_shape": list(PEAK_SHAPE),
+    }
+
+
 def run(
     train: torch.Tensor, val: torch.Tensor, sizes: Sizes, device: str = "cpu", command: str = ""
 ) -> dict[str, Any]:
@@ -329,22 +358,7 @@ def run(
         peak_one_thread = None
     c10 = c10_step_ratios(train, val, sizes, str(dev))
     return {
-        "machine": machine_label(dev),
-        "device": str(dev),
-        "cpu": _cpu_name(),
-        "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "command": command,
-        "sizes": vars(sizes),
-        "train_frames": int(train.shape[0]),
-        "batch_size": BATCH,
-        "load_average_start": load_start,
-        "load_average_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-        "busy_at_start": load_start is not None and load_start > BUSY_LOAD * (os.cpu_count() or 1),
-        "peak_gflops": peak,
-        "peak_shape": list(PEAK_SHAPE),
+        **_context(dev, command, sizes, train, load_start, peak),
         "gemm_flops_per_frame": flops,
         "gemm_flops_per_frame_mean": flops_mean,
         "reference": {
@@ -391,23 +405,8 @@ def run_trainer_only(
         list(VARIANTS.values()), train, val, sizes.epochs, str(dev), "auto"
     )
     return {
-        "machine": machine_label(dev),
+        **_context(dev, command, sizes, train, load_start, peak),
         "data": data,
-        "device": str(dev),
-        "cpu": _cpu_name(),
-        "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "command": command,
-        "sizes": vars(sizes),
-        "train_frames": int(train.shape[0]),
-        "batch_size": BATCH,
-        "load_average_start": load_start,
-        "load_average_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-        "busy_at_start": load_start is not None and load_start > BUSY_LOAD * (os.cpu_count() or 1),
-        "peak_gflops": peak,
-        "peak_shape": list(PEAK_SHAPE),
         "gemm_flops_per_frame_mean": flops_mean,
         "ours": {"variants": list(VARIANTS), "epochs": sizes.epochs, **ours},
         "epoch_s": ours["train_s"] / sizes.epochs,
