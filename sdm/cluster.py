@@ -23,7 +23,7 @@ from typing import Any
 
 from sdm.jobspec import JobSpec
 from sdm.results import write_text
-from sdm.scheduler import ENDED, LauncherError, LocalProcesses, Slurm, last_line
+from sdm.scheduler import ENDED, ENDED_BY_SLURM, LauncherError, LocalProcesses, Slurm, last_line
 
 log = logging.getLogger(__name__)
 
@@ -125,16 +125,24 @@ class _Job:
             if link.is_symlink() and not link.exists():
                 link.unlink()
 
+    def succeeded(self) -> bool:
+        """The job wrote a success result: it trained its shard."""
+        return self.result.exists() and _load(self.result)[0] == "success"
+
     def failure(self, state: str | None, reason: str) -> str:
-        """The one line that tells the user what became of this job."""
-        if self.result.exists():
-            outcome, trace = _load(self.result)
-            what = f"raised {last_line(str(trace))}" if outcome == "error" else "failed"
-        else:
-            what = ENDED.get(state, f"ended {state}")
+        """The one line that tells the user what became of this job: SLURM's cause when SLURM
+        ended it (scancel, time limit, memory, node), and what the job itself raised."""
+        slurm = None
+        if state in ENDED_BY_SLURM or not self.result.exists():
+            slurm = ENDED.get(state, f"ended {state}")
             if state is not None:
                 why = f", reason {reason}" if reason not in ("", "None") else ""
-                what += f" (SLURM state {state}{why})"
+                slurm += f" (SLURM state {state}{why})"
+        raised = None
+        if self.result.exists():
+            outcome, trace = _load(self.result)
+            raised = f"raised {last_line(str(trace))}" if outcome == "error" else "failed"
+        what = "; it ".join(filter(None, [slurm, raised]))
         held = ", ".join(self.members)
         return f"job {self.job_id} ({held}) {what}; log {self.log} ends: {_tail(self.log)}"
 
@@ -208,7 +216,7 @@ class Launcher:
             ended, recent = [], []
             for job in jobs:
                 state = states.get(job.job_id)
-                if job.result.exists() or state is None or state[0] in ENDED:
+                if job.succeeded() or state is None or state[0] in ENDED:
                     ended.append((job, state or (None, "")))
                     if state is not None and not job.result.exists():
                         recent.append(job)  # SLURM still lists it: it ended minutes ago
@@ -314,10 +322,14 @@ class Launcher:
             )
 
     def _poll(self, job: _Job, state: tuple[str, str] | None) -> None:
-        if job.result.exists():
-            self._end(job, None, "")
+        listed = state is not None and state[0] not in ENDED
+        if job.succeeded() or (job.result.exists() and not listed):
+            self._end(job, *(state or (None, "")))
             return
-        if state is not None and state[0] not in ENDED:
+        if listed:
+            # An error result of a job SLURM still lists is from before a requeue (the job runs
+            # again and will overwrite it), or the job is on its way out after scancel or its
+            # time limit: SLURM's final state, soon listed, tells which, and the line says it.
             job.state = "RUNNING" if state[0] in ("RUNNING", "COMPLETING") else "PENDING"
             job.ended_at = None
             return
@@ -334,9 +346,6 @@ class Launcher:
 
     def _collect(self, job: _Job, state: str | None, reason: str) -> str | None:
         """None when the job trained its shard, else its failure line; forgets the job."""
-        ok = False
-        if job.result.exists():
-            ok = _load(job.result)[0] == "success"
-        line = None if ok else job.failure(state, reason)
+        line = None if job.succeeded() else job.failure(state, reason)
         job.forget()
         return line

@@ -32,6 +32,8 @@ ENDED = {  # final SLURM states, and how a failure line says them (None: no long
     "PREEMPTED": "was preempted and not requeued",
     None: "ended without a result (SLURM no longer lists it)",
 }
+# the states in which SLURM, not the job, ended it: a failure line gives this cause first
+ENDED_BY_SLURM = frozenset(ENDED) - {"COMPLETED", "FAILED", None}
 COMMAND_TIMEOUT_S = 60  # a SLURM command that takes longer counts as no answer
 MAX_REQUEUES = 10  # times a job that reaches its time limit is requeued to go on
 

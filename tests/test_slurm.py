@@ -30,7 +30,10 @@ pytestmark = pytest.mark.slurm
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ["vae-m32", "sdm-dct-k32-m32"]
 JOB_NAME = "sdm-train"
-EPOCHS = 12  # long enough to scancel and requeue jobs while they train
+# A 1-CPU job trains one shipped member at about 4 epochs/s: 60 epochs leave it running for
+# ~15 s after its first checkpoint, so scancel and requeue reach it while it trains (12 epochs,
+# 3 s, lost that race on a loaded machine: the job had finished before scancel arrived).
+EPOCHS = 60
 
 
 def _answers() -> str | None:
@@ -181,7 +184,9 @@ def test_scancel_no_wait_requeue_and_rerun(tmp_path):
     (line,) = lines
     assert line.startswith(f"job {cancelled} (") and "was cancelled" in line, line
     assert "SLURM state CANCELLED" in line and f"{cancelled}_0_log.out ends: " in line, line
-    assert "CANCELLED AT" in line, line  # the log's tail: SLURM's own words
+    assert "raised sdm.guards.Interrupted: stopped by SIGTERM" in line, line  # the job's own words
+    log_text = (ckpt / "jobs" / f"{cancelled}_0_log.out").read_text()
+    assert "CANCELLED AT" in log_text, log_text  # SLURM's, in the log the line points to
     member = re.match(rf"job {cancelled} \(([^)]*)\)", line).group(1)
     assert member in {f"{v}/seed-0" for v in VARIANTS}
     other = next(v for v in VARIANTS if f"{v}/seed-0" != member)
