@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 FAMILIES = ("vae", "vsc", "sdm")
-DICTIONARIES = ("identity", "dct")
+DICTIONARIES = ("identity", "dct", "learned")
+LEARNED = "learned"  # the dictionary trained with the networks (beyond the paper)
 
 
 def _is_int(v: object) -> bool:
@@ -24,18 +25,22 @@ def _is_real(v: object) -> bool:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """One Table-1 model: the family, the latent size m and what only some families use.
+    """One model: the family, the latent size m and what only some families use.
 
     `k` is the number of atoms (columns of D, the size of the code a) for SDM-VAE; `alpha` is
-    VSC's prior probability that a latent dimension is active.
+    VSC's prior probability that a latent dimension is active. `coherence` is the weight λ of the
+    mutual-coherence penalty of a learned dictionary (>= 0; None for every other model, and then
+    left out of `to_dict`, so the saved form of every fixed-dictionary model is what it was before
+    learned dictionaries existed).
     """
 
     family: Literal["vae", "vsc", "sdm"]
     m: int
     hidden: int = 128
     alpha: float | None = None
-    dictionary: Literal["identity", "dct"] | None = None
+    dictionary: Literal["identity", "dct", "learned"] | None = None
     k: int | None = None
+    coherence: float | None = None
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -64,6 +69,22 @@ class ModelConfig:
                 )
         elif self.dictionary is not None or self.k is not None:
             raise ValueError(f"dictionary and k are used by SDM-VAE only, not by {self.family!r}")
+        self._check_coherence()
+
+    def _check_coherence(self) -> None:
+        if self.learns_dictionary:
+            ok = _is_real(self.coherence) and math.isfinite(self.coherence) and self.coherence >= 0
+            if not ok:
+                raise ValueError(
+                    "coherence: the learned dictionary needs a penalty weight λ >= 0 (0: no "
+                    f"penalty), got {self.coherence!r}"
+                )
+        elif self.coherence is not None:
+            what = f"the {self.dictionary!r} dictionary" if self.dictionary else repr(self.family)
+            raise ValueError(
+                f"coherence is used by the learned dictionary only, not by {what}; "
+                f"got {self.coherence!r}"
+            )
 
     @property
     def name(self) -> str:
@@ -74,7 +95,14 @@ class ModelConfig:
             return f"vsc-a{self.alpha:g}-m{self.m}"
         if self.dictionary == "identity":
             return f"sdm-I-m{self.m}"
+        if self.learns_dictionary:  # the weight itself is in the config, not the name
+            return f"sdm-learned-k{self.k}-m{self.m}" + ("-coh" if self.coherence > 0 else "")
         return f"sdm-dct-k{self.k}-m{self.m}"
+
+    @property
+    def learns_dictionary(self) -> bool:
+        """D is trained with the networks (an nn.Parameter), not a fixed buffer."""
+        return self.family == "sdm" and self.dictionary == LEARNED
 
     @property
     def code_dim(self) -> int:
@@ -82,12 +110,17 @@ class ModelConfig:
         return self.k if self.family == "sdm" else self.m
 
     @property
-    def shape_key(self) -> tuple[str, int, int, int]:
-        """Members with equal keys have equally shaped weights and can share one stack."""
-        return (self.family, self.m, self.code_dim, self.hidden)
+    def shape_key(self) -> tuple[str, int, int, int, bool]:
+        """Members with equal keys have equally shaped weights and can share one stack (a learned
+        dictionary is a weight, a fixed one a buffer: they never share one)."""
+        return (self.family, self.m, self.code_dim, self.hidden, self.learns_dictionary)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The saved form (config.json, checkpoints, run identities): `coherence` only when set."""
+        d = dataclasses.asdict(self)
+        if d["coherence"] is None:
+            del d["coherence"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:

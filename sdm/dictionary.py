@@ -1,5 +1,6 @@
 """Dictionaries D of shape (m, k): z = D a. Fixed ones are buffers, so they travel in the state dict
-but receive no gradient; a learned dictionary would be a module with the same interface."""
+but receive no gradient; a learned one is a parameter trained with the networks, with the same
+interface. Both measure their mutual coherence, the learned one also as a penalty."""
 
 from __future__ import annotations
 
@@ -38,11 +39,15 @@ def dct(m: int, k: int) -> torch.Tensor:
     return (atoms / norms).float()
 
 
-BUILDERS = {"identity": eye, "dct": dct}  # the names config.json stores
+BUILDERS = {"identity": eye, "dct": dct, "learned": dct}
+"""The names config.json stores -> the atoms (m, k); a learned dictionary's are where it starts:
+the DCT of the same (m, k). A learned run then starts where the fixed DCT variant of the same seed
+starts (the same network weights, the same D up to float rounding of the unit norm), so any
+difference between the two runs is what learning D did."""
 
 
 def build_dictionary(kind: str, m: int, k: int) -> torch.Tensor:
-    """Look a dictionary up by name: identity or dct. Returns (m, k)."""
+    """Look a dictionary up by name: identity, dct, or learned (its initial atoms). (m, k)."""
     try:
         return BUILDERS[kind](m, k)
     except KeyError:
@@ -61,3 +66,71 @@ class FixedDictionary(nn.Module):
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         """z = D a for every member: a (S, B, k) -> z (S, B, m)."""
         return torch.bmm(a, self.atoms.transpose(1, 2))
+
+    def penalty(self) -> None:
+        """A fixed dictionary adds nothing to the training loss."""
+        return None
+
+    def diagnostics(self) -> dict[str, torch.Tensor]:
+        """Nothing to record: a fixed D does not change."""
+        return {}
+
+
+def coherence(atoms: torch.Tensor) -> torch.Tensor:
+    """The coherence penalty sum_{i<j} (d_i^T d_j)^2: the squared off-diagonal Gram entries, each
+    pair once. 0 for orthonormal atoms; 1 for two identical unit atoms among orthonormal others.
+
+    For k unit atoms in m dimensions it is at least k (k - m) / (2 m) (a Welch-type bound: 0 when
+    k <= m, 64 for k = 128, m = 64). atoms (..., m, k) -> (...,).
+    """
+    gram = atoms.transpose(-2, -1) @ atoms
+    off = gram - torch.diag_embed(torch.diagonal(gram, dim1=-2, dim2=-1))
+    return 0.5 * off.pow(2).sum(dim=(-2, -1))
+
+
+def max_abs_coherence(atoms: torch.Tensor) -> torch.Tensor:
+    """The mutual coherence max_{i != j} |d_i^T d_j| of unit atoms (..., m, k) -> (...,)."""
+    gram = (atoms.transpose(-2, -1) @ atoms).abs()
+    k = atoms.shape[-1]
+    off = gram.masked_fill(torch.eye(k, dtype=torch.bool, device=atoms.device), 0.0)
+    return off.amax(dim=(-2, -1))
+
+
+class LearnedDictionary(nn.Module):
+    """A stack of learned dictionaries, one per member: D = V / ||V|| column by column.
+
+    The parameter V (S, m, k) is trained by the stack's optimiser in the same step as the
+    networks; normalising inside the forward keeps every atom at unit norm whatever the step does,
+    so the optimiser needs no projection. `penalty` is each member's λ times the coherence of its
+    D (`coherence`), added to that member's training loss.
+    """
+
+    def __init__(self, atoms: torch.Tensor, coherence_weights: torch.Tensor) -> None:
+        super().__init__()
+        if atoms.dim() != 3 or coherence_weights.shape != atoms.shape[:1]:
+            raise ValueError(
+                f"atoms (S, m, k) and one weight per member expected, got {tuple(atoms.shape)} "
+                f"and {tuple(coherence_weights.shape)}"
+            )
+        self.directions = nn.Parameter(atoms.clone())
+        # λ comes from each member's config: not saved with the weights
+        self.register_buffer("coherence_weight", coherence_weights.float(), persistent=False)
+
+    @property
+    def atoms(self) -> torch.Tensor:
+        """D (S, m, k), unit-norm atoms."""
+        return self.directions / self.directions.norm(dim=1, keepdim=True)
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        """z = D a for every member: a (S, B, k) -> z (S, B, m)."""
+        return torch.bmm(a, self.atoms.transpose(1, 2))
+
+    def penalty(self) -> torch.Tensor:
+        """λ_s * coherence(D_s) per member: (S,)."""
+        return self.coherence_weight * coherence(self.atoms)
+
+    @torch.no_grad()
+    def diagnostics(self) -> dict[str, torch.Tensor]:
+        """What a run records of its D at each validation (dictionary.csv): per member (S,)."""
+        atoms = self.atoms
+        return {"coherence_sum": coherence(atoms), "max_abs_coherence": max_abs_coherence(atoms)}

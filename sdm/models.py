@@ -16,7 +16,7 @@ from torch import nn
 
 from sdm import losses
 from sdm.config import ModelConfig
-from sdm.dictionary import FixedDictionary, build_dictionary
+from sdm.dictionary import FixedDictionary, LearnedDictionary, build_dictionary
 from sdm.nets import Decoder, Encoder
 
 
@@ -173,6 +173,17 @@ class LatentStack(nn.Module):
     def on_epoch_end(self) -> None:
         """Hook for schedules that advance once per epoch (VSC's sharpness); no-op by default."""
 
+    def penalty(self) -> torch.Tensor | None:
+        """A term per member (S,) that training adds to the loss but that is not part of the ELBO
+        (a learned dictionary's coherence penalty); None when there is none. Validation losses
+        leave it out, so they stay the negative ELBO."""
+        return None
+
+    def diagnostics(self) -> dict[str, torch.Tensor]:
+        """Per-member numbers (S,) recorded at each validation beside the history (a learned
+        dictionary's coherence: dictionary.csv); none by default."""
+        return {}
+
     def select(self, members: Sequence[int]) -> LatentStack:
         """A new stack of the chosen members, weights copied
         (used to drop early-stopped members)."""
@@ -245,10 +256,12 @@ class VSC(LatentStack):
 
 
 class SDMVAE(LatentStack):
-    """SDM-VAE (eqs. 4-10): code a ~ N(0, diag gamma), z = D a with a fixed dictionary D (m, k).
+    """SDM-VAE (eqs. 4-10): code a ~ N(0, diag gamma), z = D a with a dictionary D (m, k).
 
     Algorithm 1 per mini-batch: gamma = mu^2 + sigma^2 per frame and atom (eq. 9, no gradient), then
-    the networks take an ELBO step with gamma fixed. Hoyer is measured on a.
+    the networks take an ELBO step with gamma fixed. Hoyer is measured on a. D is fixed (the
+    paper's identity and DCT) or learned in that same step (beyond the paper: members whose
+    config `learns_dictionary`, with their coherence penalty).
     """
 
     family = "sdm"
@@ -261,9 +274,19 @@ class SDMVAE(LatentStack):
     ) -> None:
         super().__init__(configs, seeds)
         if dictionary is None:
-            atoms = [build_dictionary(c.dictionary, c.m, c.k) for c in configs]
-            dictionary = FixedDictionary(torch.stack(atoms))
+            atoms = torch.stack([build_dictionary(c.dictionary, c.m, c.k) for c in configs])
+            if configs[0].learns_dictionary:  # a stack never mixes the two (shape_key)
+                weights = torch.tensor([c.coherence for c in configs], dtype=torch.float32)
+                dictionary = LearnedDictionary(atoms, weights)
+            else:
+                dictionary = FixedDictionary(atoms)
         self.dictionary = dictionary
+
+    def penalty(self) -> torch.Tensor | None:
+        return self.dictionary.penalty()
+
+    def diagnostics(self) -> dict[str, torch.Tensor]:
+        return self.dictionary.diagnostics()
 
     def _latent(self, heads: tuple[torch.Tensor, ...], sample: bool) -> Latent:
         mu, logvar = heads

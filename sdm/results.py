@@ -2,6 +2,7 @@
 
     <root>/<data>/<preprocessing>/
         <variant>/seed-<s>/   config.json, history.csv, model.pt (best weights), metrics.csv
+                              (+ dictionary.csv for learned-dictionary runs)
         oracle/metrics.csv
         table1.csv, table1.md
         claims.csv, claims_comparisons.csv, claims_noise.csv, claims.md
@@ -45,6 +46,10 @@ CONFIG_FILE, HISTORY_FILE, WEIGHTS_FILE, METRICS_FILE = (
     "model.pt",
     "metrics.csv",
 )
+DICTIONARY_FILE = "dictionary.csv"
+DICTIONARY_COLUMNS = ("coherence_sum", "max_abs_coherence")
+"""A learned dictionary's record at each validation: dictionary.csv (epoch and these), written
+beside history.csv for learned-dictionary runs only, because history.csv's columns are frozen."""
 ORACLE_DIR = "oracle"
 METRIC_COLUMNS = (*WAVEFORM_METRICS, "hoyer", "is_div")
 COLUMNS = ("utterance", "speaker", *METRIC_COLUMNS, "failures")
@@ -292,7 +297,8 @@ def save_run(
     device: str,
     stack: list[str],
 ) -> None:
-    """Write weights, history and config.json (last, so its presence means the rest is there).
+    """Write weights, history (and a learned dictionary's dictionary.csv) and config.json (last,
+    so its presence means the rest is there).
 
     Metrics of an earlier training of this folder are removed once the new run is complete."""
     import torch
@@ -302,7 +308,10 @@ def save_run(
         run / WEIGHTS_FILE,
         lambda p: torch.save({"model": model.to_dict(), "seed": seed, "state_dict": best_state}, p),
     )
-    write_text(run / HISTORY_FILE, _csv(history))
+    history_rows, dictionary_rows = split_history(history)
+    write_text(run / HISTORY_FILE, _csv(history_rows))
+    if any(len(row) > 1 for row in dictionary_rows):
+        write_text(run / DICTIONARY_FILE, _csv(dictionary_rows))
     config = {
         "status": "trained",
         "identity": identity,
@@ -317,6 +326,27 @@ def save_run(
     }
     write_text(run / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
     (run / METRICS_FILE).unlink(missing_ok=True)
+
+
+def split_history(
+    history: list[dict[str, float]],
+) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
+    """A trainer's history rows as (history.csv rows, dictionary.csv rows): the dictionary's columns
+    (DICTIONARY_COLUMNS) go to the second, with the epoch; the first keeps every other column."""
+    kept = [{k: v for k, v in row.items() if k not in DICTIONARY_COLUMNS} for row in history]
+    dictionary = [
+        {"epoch": row["epoch"]} | {k: row[k] for k in DICTIONARY_COLUMNS if k in row}
+        for row in history
+    ]
+    return kept, dictionary
+
+
+def read_dictionary_history(run: Path) -> pd.DataFrame | None:
+    """A learned-dictionary run's dictionary.csv (epoch, DICTIONARY_COLUMNS), None for others."""
+    import pandas as pd
+
+    path = Path(run) / DICTIONARY_FILE
+    return pd.read_csv(path) if path.is_file() else None
 
 
 def _csv(rows: list[dict[str, float]]) -> str:

@@ -83,7 +83,9 @@ def _validate(model: LatentStack, val: torch.Tensor) -> dict[str, torch.Tensor]:
     """Deterministic validation loss: the posterior mean is decoded, no noise is drawn.
 
     The same weights always give the same loss, so early stopping reacts to learning rather than to
-    a random draw (book/conventions.md, "Stopping rule"). Returns per-member tensors (S,).
+    a random draw (book/conventions.md, "Stopping rule"). The loss is the negative ELBO alone: a
+    learned dictionary's coherence penalty is left out, so its runs stop on, and report, the same
+    quantity as every other model. Returns per-member tensors (S,).
     """
     model.eval()
     sums: dict[str, torch.Tensor] = {}
@@ -103,7 +105,9 @@ def _validate(model: LatentStack, val: torch.Tensor) -> dict[str, torch.Tensor]:
         for k, v in parts.items():
             sums[k] = sums.get(k, 0) + v
     model.train()
-    return {k: v / val.shape[0] for k, v in sums.items()}
+    # a learned dictionary's coherence, for dictionary.csv (results.save_run keeps it out of the
+    # frozen history.csv columns); nothing for the other models
+    return {k: v / val.shape[0] for k, v in sums.items()} | model.diagnostics()
 
 
 class _Group:
@@ -298,7 +302,11 @@ class TrainingState:
             ]
             for g in groups:
                 g.opt.zero_grad(set_to_none=True)
-            sum(out.loss.sum() for out in outs).backward()
+            objective = sum(out.loss.sum() for out in outs)
+            for g in groups:  # terms outside the ELBO (a learned D's coherence), where there are
+                if (penalty := g.model.penalty()) is not None:
+                    objective = objective + penalty.sum()
+            objective.backward()
             for g in groups:
                 g.opt.step()
             with torch.no_grad():
