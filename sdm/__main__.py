@@ -86,13 +86,18 @@ def _root(args: argparse.Namespace) -> Path:
 
 
 def cmd_variants(args: argparse.Namespace) -> None:
-    from sdm.variants import VARIANTS
+    from sdm.variants import LEARNED_VARIANTS, VARIANTS
 
     print(f"{'name':<18} {'family':<7} {'m':>3} {'k':>4} {'alpha':>6} dictionary")
     for name, v in VARIANTS.items():
         k = "" if v.k is None else v.k
         alpha = "" if v.alpha is None else f"{v.alpha:g}"
         print(f"{name:<18} {v.family:<7} {v.m:>3} {k:>4} {alpha:>6} {v.dictionary or ''}")
+    print()
+    print("Beyond the paper (not in Table 1): D learned with the networks, coherence weight λ")
+    print(f"{'name':<24} {'family':<7} {'m':>3} {'k':>4} {'λ':>6} dictionary")
+    for name, v in LEARNED_VARIANTS.items():
+        print(f"{name:<24} {v.family:<7} {v.m:>3} {v.k:>4} {v.coherence:>6g} {v.dictionary}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -259,7 +264,10 @@ def _pipeline_options(p: argparse.ArgumentParser, default_seeds: list[int]) -> N
         help="report only: train nothing, evaluate trained runs that lack metrics, report those",
     )
     p.add_argument(
-        "--variant", nargs="+", default=None, help="only these variants (default: all 14)"
+        "--variant",
+        nargs="+",
+        default=None,
+        help="only these variants (default: the 14 of Table 1; learned ones only by name)",
     )
     _common(p)
 
@@ -267,7 +275,9 @@ def _pipeline_options(p: argparse.ArgumentParser, default_seeds: list[int]) -> N
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m sdm", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
-    sub.add_parser("variants", help="list the 14 Table-1 variants").set_defaults(func=cmd_variants)
+    sub.add_parser(
+        "variants", help="list the 14 Table-1 variants and the learned-dictionary ones"
+    ).set_defaults(func=cmd_variants)
 
     p = sub.add_parser("train", help="train (or resume, or reuse) runs")
     p.add_argument("--variant", nargs="+", required=True, help="variant name(s): see `variants`")

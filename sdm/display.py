@@ -11,7 +11,7 @@ import re
 from types import MappingProxyType
 
 from sdm.config import ModelConfig
-from sdm.variants import VARIANTS
+from sdm.variants import ALL_VARIANTS, get_variant
 
 METRICS = MappingProxyType(
     {
@@ -84,22 +84,34 @@ CLAIMS = MappingProxyType(
 )
 """Claim id -> a one-line statement for summaries (sdm.claims.CLAIMS holds the full ones)."""
 
+BEYOND_CLAIMS = MappingProxyType(
+    {
+        "B1": "a learned dictionary beats the best fixed one at m=64 (PESQ)",
+        "B2": "the coherence penalty makes the codes sparser",
+    }
+)
+"""The same for the claims beyond the paper (sdm.claims.BEYOND_CLAIMS)."""
+
 
 def model_label(config: ModelConfig | str) -> str:
-    """The model without its latent size, as Table 1 names its rows: 'SDM-VAE DCT k=64'."""
-    config = VARIANTS[config] if isinstance(config, str) else config
+    """The model without its latent size, as Table 1 names its rows: 'SDM-VAE DCT k=64'; a
+    learned dictionary: 'SDM-VAE learned k=64', with its penalty 'SDM-VAE learned k=64, λ=1'."""
+    config = get_variant(config) if isinstance(config, str) else config
     if config.family == "vae":
         return "VAE"
     if config.family == "vsc":
         return f"VSC α={config.alpha:g}"
     if config.dictionary == "identity":
         return "SDM-VAE D=I"
+    if config.learns_dictionary:
+        penalty = f", λ={config.coherence:g}" if config.coherence else ""
+        return f"SDM-VAE learned k={config.k}{penalty}"
     return f"SDM-VAE DCT k={config.k}"
 
 
 def variant_label(config: ModelConfig | str) -> str:
-    """A Table-1 variant with its latent size: 'SDM-VAE DCT k=64, m=32'."""
-    config = VARIANTS[config] if isinstance(config, str) else config
+    """A variant with its latent size: 'SDM-VAE DCT k=64, m=32'."""
+    config = get_variant(config) if isinstance(config, str) else config
     return f"{model_label(config)}, m={config.m}"
 
 
@@ -114,7 +126,7 @@ def corpus_label(data: str) -> str:
     return CORPORA.get(data, data)
 
 
-_VARIANT_ID = re.compile("|".join(sorted(map(re.escape, VARIANTS), key=len, reverse=True)))
+_VARIANT_ID = re.compile("|".join(sorted(map(re.escape, ALL_VARIANTS), key=len, reverse=True)))
 
 
 def replace_ids(text: str) -> str:

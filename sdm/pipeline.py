@@ -21,7 +21,7 @@ from sdm import results
 from sdm.config import TrainConfig
 from sdm.data import Corpus, resolve_corpus
 from sdm.runs import RunConflictError, RunSpec, identity_differences, make_specs
-from sdm.variants import VARIANTS, select_variants
+from sdm.variants import ALL_VARIANTS, VARIANTS, select_variants
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class Options:
     seeds: tuple[int, ...] = (0,)
     data: str = "shipped"
     preprocessing: str = "clean"
-    variants: tuple[str, ...] | None = None  # None: all 14
+    variants: tuple[str, ...] | None = None  # None: the 14 of Table 1 (learned: by name only)
     train: TrainConfig = TrainConfig()
     root: Path = results.RESULTS_ROOT
     report_only: bool = False  # never train: report what is trained (`--no-train`)
@@ -48,6 +48,11 @@ class Options:
     progress: bool = True
     n_jobs: int | None = None  # scoring processes (None: all cores)
     launcher: Any = None  # an sdm.cluster.Launcher: train as cluster jobs; None trains here
+
+    @property
+    def extra_variants(self) -> tuple[str, ...]:
+        """The variants asked for that are not in Table 1 (learned dictionaries): extra rows."""
+        return tuple(v for v in self.variants or () if v not in VARIANTS)
 
     def specs(self) -> list[RunSpec]:
         variants = select_variants(None if self.variants is None else list(self.variants))
@@ -72,7 +77,9 @@ class Evaluated:
             chosen = o.specs()
             names = list(dict.fromkeys(s.model.name for s in chosen))
             subset = ""
-            if len(names) != len(VARIANTS):
+            if not set(names) <= set(VARIANTS):  # learned variants asked for
+                subset = f", variants {', '.join(names)}"
+            elif len(names) != len(VARIANTS):
                 subset = f", {len(names)} of {len(VARIANTS)} variants ({', '.join(names)})"
             return f"{head}, seeds {list(o.seeds)}{subset}"
         return f"{head}, report only: {coverage(self.metrics, len(o.specs()))}"
@@ -89,7 +96,7 @@ def coverage(metrics: dict[tuple[str, int], object], asked: int) -> str:
     """Which runs a report-only report covers: "<n> of <asked> runs: seeds [0, 1] of vae-m64,
     sdm-I-m64; seed [0] of ...", variants grouped by their seeds, in Table 1's order."""
     seeds_of: dict[str, list[int]] = {}
-    for name in VARIANTS:
+    for name in ALL_VARIANTS:
         seeds = sorted(s for v, s in metrics if v == name)
         if seeds:
             seeds_of[name] = seeds
@@ -223,7 +230,7 @@ def table1(options: Options, echo: bool = True) -> pd.DataFrame:
     from sdm.table1 import build_table1
 
     evaluated = run(options)
-    table = build_table1(evaluated.metrics, evaluated.oracle)
+    table = build_table1(evaluated.metrics, evaluated.oracle, extra=options.extra_variants)
     title, note = evaluated.title("Table 1"), evaluated.note()
     text = render.table1_markdown(table, title=title, note=note)
     csv_path, md_path = results.table1_paths(options.root, options.data, options.preprocessing)
@@ -237,13 +244,16 @@ def table1(options: Options, echo: bool = True) -> pd.DataFrame:
 
 def claims(options: Options, benchmarks: Path | None = None, echo: bool = True) -> tuple:
     """The claims judged on the runs `options` names (a claim whose variants are left out is
-    inconclusive): writes claims.{csv,md}, the comparisons and the noise CSVs beside Table 1.
-    Returns (ClaimsReport, noise table)."""
+    inconclusive; B1, B2 too when learned variants are asked for): writes claims.{csv,md}, the
+    comparisons and the noise CSVs beside Table 1. Returns (ClaimsReport, noise table)."""
+    from sdm.claims import BEYOND_CLAIMS, CLAIMS
     from sdm.judging import BENCHMARK_DIR, judge_claims
     from sdm.stats import noise_table
 
     evaluated = run(options)
-    report = judge_claims(evaluated.metrics, benchmarks or BENCHMARK_DIR)
+    # learned variants asked for by name: their claims B1, B2 are judged after C1-C10
+    judged = CLAIMS | BEYOND_CLAIMS if options.extra_variants else CLAIMS
+    report = judge_claims(evaluated.metrics, benchmarks or BENCHMARK_DIR, claims=judged)
     noise = noise_table(evaluated.metrics)
     paths = results.claims_paths(options.root, options.data, options.preprocessing)
     text = write_claims(report, noise, paths, evaluated.title("Claims"), evaluated.note())

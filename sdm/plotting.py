@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from sdm.display import metric_label, model_label, replace_ids, variant_label
-from sdm.variants import VARIANTS
+from sdm.variants import ALL_VARIANTS
 
 DPI = 100
 WIDTH_IN = 6.8  # 680 px at DPI: the text column is 688 px wide at 1280 px
@@ -131,7 +131,7 @@ def learning_curves(
         fig, axes = _figure(3.2)
         ax = axes[0, 0]
         for name, h in histories.items():
-            label = variant_label(name) if name in VARIANTS else name
+            label = variant_label(name) if name in ALL_VARIANTS else name
             ax.plot(h["epoch"], h[column], label=label, **_markers(len(h)))
         if log_y:
             ax.set_yscale("log")
@@ -199,7 +199,7 @@ def spectrograms(
         for ax, name in zip(axes.flat, panels):
             db = np.clip(power_db(panels[name]), vmin, vmax)
             mesh = _time_freq(ax, db, hop, fs, cmap="magma", vmin=vmin, vmax=vmax)
-            ax.set_title(variant_label(name) if name in VARIANTS else name)
+            ax.set_title(variant_label(name) if name in ALL_VARIANTS else name)
         fig.colorbar(mesh, ax=axes[:, -1].tolist(), label="power (dB)", shrink=0.9)
         if error:
             ax = axes.flat[len(panels)]
@@ -237,9 +237,9 @@ def code_heatmaps(codes: Mapping[str, np.ndarray], hop: int = 256, fs: int = 160
                 vmax=vmax,
                 rasterized=True,
             )
-            ax.set_title(model_label(name) if name in VARIANTS else name)
+            ax.set_title(model_label(name) if name in ALL_VARIANTS else name)
             ax.set_ylabel(
-                "atom" if VARIANTS.get(name, None) and VARIANTS[name].family == "sdm" else "dim"
+                "atom" if name in ALL_VARIANTS and ALL_VARIANTS[name].family == "sdm" else "dim"
             )
         fig.colorbar(mesh, ax=axes[:, -1].tolist(), label="|code|", shrink=0.9, extend="max")
         for ax in axes.flat[len(magnitudes) :]:
@@ -278,7 +278,7 @@ def atom_activation(activations: Mapping[str, np.ndarray]) -> Any:
         ax = axes[0, 0]
         for name, act in activations.items():
             a = np.sort(act)[::-1]
-            label = model_label(name) if name in VARIANTS else name
+            label = model_label(name) if name in ALL_VARIANTS else name
             ax.plot(
                 np.arange(1, len(a) + 1), a / a.max(), label=label, color=MODEL_COLOURS.get(label)
             )

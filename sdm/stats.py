@@ -179,10 +179,10 @@ def noise_table(metrics: Mapping[tuple[str, int], pd.DataFrame]) -> pd.DataFrame
     stated order (PAPER_SD), which does not say over what it was taken."""
     import pandas as pd
 
-    from sdm.variants import VARIANTS
+    from sdm.variants import ALL_VARIANTS
 
     records = []
-    for variant in VARIANTS:
+    for variant in ALL_VARIANTS:
         seeds = sorted(s for v, s in metrics if v == variant)
         for metric in NOISE_METRICS:
             summary = summarise([metrics[variant, s][metric].to_numpy(float) for s in seeds])

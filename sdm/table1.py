@@ -7,14 +7,15 @@ beside our `pesq_raw_nb` and `estoi`; `pesq_wb` and `stoi` follow without a pape
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from sdm.config import ModelConfig
+from sdm.display import model_label
 from sdm.metrics import CONVENTIONS
 from sdm.stats import summarise
-from sdm.variants import LATENT_SIZES, VARIANTS
+from sdm.variants import LATENT_SIZES, VARIANTS, get_variant
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,25 +43,20 @@ PAPER_TABLE1: Mapping[str, Mapping[str, float]] = MappingProxyType(
 )
 """Variant name -> the paper's {pesq_raw_nb, estoi, hoyer} (its PESQ, STOI, Hoyer columns)."""
 
-# a row of the table is a variant with m left out; its label follows the paper's wording
-_LABELS = {
-    ("vae", None): "VAE",
-    ("vsc", None): "VSC α={alpha:g}",
-    ("sdm", "identity"): "SDM-VAE D=I",
-    ("sdm", "dct"): "SDM-VAE DCT k={k}",
-}
 _STAT_SUFFIXES = ("", "_ci95", "_se")
 
 
 def row_label(config: ModelConfig) -> str:
-    """The Table-1 row a variant belongs to (the same row for m = 32 and m = 64)."""
-    return _LABELS[(config.family, config.dictionary)].format(alpha=config.alpha, k=config.k)
+    """The Table-1 row a variant belongs to (the same row for m = 32 and m = 64): the model as
+    the paper words it, m left out (sdm.display.model_label)."""
+    return model_label(config)
 
 
-def table1_rows() -> dict[str, dict[int, str]]:
-    """Row label -> {m: variant name}, in the paper's order (build_table1 adds the oracle row)."""
+def table1_rows(extra: Sequence[str] = ()) -> dict[str, dict[int, str]]:
+    """Row label -> {m: variant name}, in the paper's order, then a row per `extra` variant (a
+    learned one, asked for by name; build_table1 adds the oracle row)."""
     rows: dict[str, dict[int, str]] = {}
-    for name, config in VARIANTS.items():
+    for name, config in [*VARIANTS.items(), *((n, get_variant(n)) for n in extra)]:
         rows.setdefault(row_label(config), {})[config.m] = name
     return rows
 
@@ -81,26 +77,34 @@ def table1_columns() -> list[str]:
 
 
 def build_table1(
-    metrics: Mapping[tuple[str, int], pd.DataFrame], oracle: pd.DataFrame | None = None
+    metrics: Mapping[tuple[str, int], pd.DataFrame],
+    oracle: pd.DataFrame | None = None,
+    extra: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Summarise per-utterance tables into Table 1 (pandas DataFrame, one row per model + oracle).
 
     metrics: (variant name, seed) -> per-utterance DataFrame (sdm.evaluate.COLUMNS); variants or
     seeds that are absent leave NaN cells. oracle: the evaluate_oracle table (the same for both m),
-    or None. Columns: table1_columns(). Index: the paper's row labels, then "oracle".
+    or None. extra: variants beyond Table 1 (learned dictionaries) to add as rows after its 14,
+    only when asked for. Columns: table1_columns(). Index: the paper's row labels, the extra
+    rows, then "oracle".
     """
     import pandas as pd
 
-    unknown = sorted({name for name, _ in metrics} - set(VARIANTS))
+    extra = [name for name in dict.fromkeys(extra) if name not in VARIANTS]
+    unknown = sorted({name for name, _ in metrics} - set(VARIANTS) - set(extra))
     if unknown:
-        raise ValueError(f"build_table1: unknown variants {unknown}; valid: {', '.join(VARIANTS)}")
+        raise ValueError(
+            f"build_table1: unknown variants {unknown}; valid: {', '.join(VARIANTS)} and the "
+            "learned variants passed as extra"
+        )
     by_variant: dict[str, list[pd.DataFrame]] = {}
     for (name, _seed), table in sorted(metrics.items(), key=lambda kv: kv[0]):  # any dict order
         by_variant.setdefault(name, []).append(table)
 
-    rows = {
-        label: {m: (name, by_variant.get(name, [])) for m, name in per_m.items()}
-        for label, per_m in table1_rows().items()
+    rows = {  # a learned variant has m = 64 only: its m = 32 cells stay empty
+        label: {m: (per_m.get(m), by_variant.get(per_m.get(m), [])) for m in LATENT_SIZES}
+        for label, per_m in table1_rows(extra).items()
     }
     rows[ORACLE] = {m: (None, [] if oracle is None else [oracle]) for m in LATENT_SIZES}
     records = []

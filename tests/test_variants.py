@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sdm.config import ModelConfig
-from sdm.variants import VARIANTS, get_variant, variant_from_parameters
+from sdm.variants import LEARNED_VARIANTS, VARIANTS, get_variant, variant_from_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -125,13 +125,18 @@ def test_cli_lists_the_14_variants_with_their_settings(tmp_path):
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    rows = [line.split() for line in done.stdout.strip().splitlines()[1:]]
+    table1, beyond = done.stdout.strip().split("\n\n")
+    rows = [line.split() for line in table1.splitlines()[1:]]
     assert [r[0] for r in rows] == TABLE1
     by_name = {r[0]: r[1:] for r in rows}
     assert by_name["vsc-a0.05-m64"] == ["vsc", "64", "0.05"]
     assert by_name["sdm-dct-k32-m64"] == ["sdm", "64", "32", "dct"]
     assert by_name["sdm-I-m32"] == ["sdm", "32", "32", "identity"]
     assert by_name["vae-m32"] == ["vae", "32"]
+    heading, _, *learned = beyond.splitlines()  # a heading of their own, then the column names
+    assert "Beyond the paper" in heading and "not in Table 1" in heading
+    assert [r.split()[0] for r in learned] == list(LEARNED_VARIANTS)
+    assert learned[0].split()[1:] == ["sdm", "64", "64", "0", "learned"]
 
 
 def test_select_variants_defaults_to_all_and_keeps_the_order_asked_for():
