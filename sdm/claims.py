@@ -1,4 +1,5 @@
-"""The paper's claims C1–C10 tested on our runs: a statistic, a 95% interval, a computed verdict.
+"""The paper's claims C1–C10 tested on our runs: a statistic, a 95% interval, a computed verdict;
+and two claims beyond the paper, B1 and B2, on the learned dictionaries, judged the same way.
 
 This module says what each claim is and how a verdict is reached; sdm.judging judges them on runs.
 A claim is one or more *comparisons*. A comparison reduces the per-utterance metrics of a few
@@ -26,7 +27,15 @@ import numpy as np
 
 from sdm.config import ModelConfig
 from sdm.metrics import CONVENTIONS
-from sdm.variants import LATENT_SIZES, VARIANTS, VSC_ALPHAS
+from sdm.variants import (
+    COHERENCE_WEIGHT,
+    LATENT_SIZES,
+    LEARNED_ATOMS,
+    LEARNED_M,
+    VARIANTS,
+    VSC_ALPHAS,
+    learned_variant,
+)
 
 MARGINS: Mapping[str, float] = MappingProxyType({"pesq": 0.05, "stoi": 0.01})
 """Non-inferiority margins: "not worse" means the difference's interval lies above −margin."""
@@ -232,3 +241,35 @@ def _claims() -> dict[str, Claim]:
 
 CLAIMS: Mapping[str, Claim] = MappingProxyType(_claims())
 """Claim id -> Claim, C1 … C10 (book/conventions.md lists where each is in the paper)."""
+
+
+def _learned(k: int, penalised: bool) -> str:
+    return learned_variant(k, COHERENCE_WEIGHT if penalised else 0.0).name
+
+
+def _beyond() -> dict[str, Claim]:
+    learned = tuple(_learned(k, p) for k in LEARNED_ATOMS for p in (False, True))
+    fixed = _sdm(LEARNED_M)  # D = I and both DCT dictionaries: every fixed D at m = 64
+    best = f"best learned m={LEARNED_M} − best fixed m={LEARNED_M}"
+    claims = [
+        Claim(
+            "B1",
+            f"a learned dictionary gives a better PESQ than the best fixed one at m={LEARNED_M}",
+            (
+                Comparison(best, "pesq", learned, fixed),
+                Comparison(best, "stoi", learned, fixed, counted=False),
+            ),
+        ),
+        Claim(
+            "B2",
+            "the coherence penalty makes the codes of a learned dictionary sparser (Hoyer), "
+            "at every number of atoms",
+            tuple(_diff("hoyer", _learned(k, True), _learned(k, False)) for k in LEARNED_ATOMS),
+        ),
+    ]
+    return {c.id: c for c in claims}
+
+
+BEYOND_CLAIMS: Mapping[str, Claim] = MappingProxyType(_beyond())
+"""Claims beyond the paper, on its future work (a dictionary learned with a coherence penalty):
+B1 and B2, judged like C1–C10 (sdm.judging.judge_claims(..., claims=BEYOND_CLAIMS))."""

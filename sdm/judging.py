@@ -22,6 +22,7 @@ from sdm.claims import (
     MISSING,
     NO_BENCHMARK,
     STEP_TIME_LIMIT,
+    Claim,
     Comparison,
     combine,
     verdict,
@@ -169,10 +170,13 @@ def judge_claims(
     benchmarks: str | Path = BENCHMARK_DIR,
     n_resamples: int = N_RESAMPLES,
     rng_seed: int = RNG_SEED,
+    claims: Mapping[str, Claim] = CLAIMS,
 ) -> ClaimsReport:
     """Judge every claim from per-utterance tables {(variant, seed): DataFrame (sdm.evaluate
     COLUMNS)} and the step-time benchmark. Variants or seeds that are absent make the comparisons
     that need them "inconclusive: missing runs"; comparisons use the seeds all their variants have.
+    `claims`: the paper's C1-C10 by default; the claims beyond it (sdm.claims.BEYOND_CLAIMS) are
+    judged the same way.
     """
     import pandas as pd
 
@@ -183,7 +187,7 @@ def judge_claims(
             raise ValueError(f"metrics of {key[0]} seed {key[1]}: utterances listed twice")
         tables[key] = indexed
     rows, replicates = [], {}
-    for claim in CLAIMS.values():
+    for claim in claims.values():
         for convention in claim.conventions:
             if claim.comparisons:
                 found = []
@@ -202,10 +206,10 @@ def judge_claims(
                     replicates[claim.id, convention, label, metric] = est.replicates
     comparisons = pd.DataFrame(rows).reindex(columns=list(COMPARISON_COLUMNS))
     comparisons = comparisons.astype({"n_seeds": "Int64", "n_utterances": "Int64"})
-    return ClaimsReport(_summarise(comparisons), comparisons, MappingProxyType(replicates))
+    return ClaimsReport(_summarise(comparisons, claims), comparisons, MappingProxyType(replicates))
 
 
-def _summarise(comparisons: pd.DataFrame) -> pd.DataFrame:
+def _summarise(comparisons: pd.DataFrame, claims: Mapping[str, Claim]) -> pd.DataFrame:
     import pandas as pd
 
     records = []
@@ -215,7 +219,7 @@ def _summarise(comparisons: pd.DataFrame) -> pd.DataFrame:
         record = {
             "claim": claim,
             "convention": convention,
-            "statement": CLAIMS[claim].statement,
+            "statement": claims[claim].statement,
             "verdict": combine(verdicts),
             "n_comparisons": len(verdicts),
             "n_holds": verdicts.count(HOLDS),
