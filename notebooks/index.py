@@ -63,9 +63,9 @@ Markdown("**The claims:** " + pagetables.claim_list())
 
 # %% [markdown]
 # **Pages:** {doc}`derive_gamma` · {doc}`train` · {doc}`table1` · {doc}`sparsity` ·
-# {doc}`spectrograms` · {doc}`claims` · {doc}`performance` · {doc}`../differences` ·
-# {doc}`../cite`. The paper and its official code (at the commit this companion read) are linked
-# at the foot of every page.
+# {doc}`spectrograms` · {doc}`claims` · {doc}`beyond` · {doc}`performance` ·
+# {doc}`../differences` · {doc}`../cite`. The paper and its official code (at the commit this
+# companion read) are linked at the foot of every page.
 
 # %% tags=["remove-input"]
 Markdown(pagetables.lead_note(lead))

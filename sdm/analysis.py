@@ -25,7 +25,7 @@ from sdm.metrics import hoyer
 from sdm.models import LatentStack
 from sdm.results import RESULTS_ROOT
 from sdm.runs import RunSpec, load_runs, make_specs
-from sdm.variants import VARIANTS
+from sdm.variants import VARIANTS, get_variant
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,8 +38,8 @@ def seed_specs(
     train: TrainConfig = TrainConfig(),
     variants: Iterable[str] = VARIANTS,
 ) -> list[RunSpec]:
-    """RunSpecs of the Table-1 variants at one seed, in Table 1's order."""
-    return make_specs([VARIANTS[v] for v in variants], [seed], data, preprocessing, train)
+    """RunSpecs of variants (default: Table 1's) at one seed, in the order given."""
+    return make_specs([get_variant(v) for v in variants], [seed], data, preprocessing, train)
 
 
 def trained_models(
@@ -108,7 +108,7 @@ def frame_hoyer(
     parts = []
     for name, model in models.items():
         scores = hoyer(model.reconstruct(frames).code[0]).numpy()
-        parts.append(pd.DataFrame({"variant": name, "m": VARIANTS[name].m, "hoyer": scores}))
+        parts.append(pd.DataFrame({"variant": name, "m": get_variant(name).m, "hoyer": scores}))
     return pd.concat(parts, ignore_index=True)
 
 

@@ -29,6 +29,7 @@ NOTEBOOKS = (
     "sparsity",
     "spectrograms",
     "claims",
+    "beyond",
     "performance",
     "index",
 )
@@ -70,7 +71,7 @@ class Profile:
                 "out": shown_path(self.results),  # relative: no machine path on the page
                 "label": self.label,
             }
-        if name in ("claims", "table1", "index"):  # evaluated results: every committed seed
+        if name in ("claims", "table1", "beyond", "index"):  # evaluated results: every seed
             return common | {"seeds": list(self.claim_seeds)}
         return common | {"seeds": list(self.seeds)}
 

@@ -51,10 +51,17 @@ def _cell(row: Any, key: str, decimals: int, paper: bool) -> str:
     return text
 
 
-def _table(table: Any, metrics: Sequence[str], caption: str, name: str, paper: bool) -> list[str]:
+def _table(
+    table: Any,
+    metrics: Sequence[str],
+    caption: str,
+    name: str,
+    paper: bool,
+    ms: Sequence[int] = LATENT_SIZES,
+) -> list[str]:
     header = ["model"] + [
         f"{metric_label(metric, short=True).replace(' ', '<br>')}<br>m={m}"
-        for m in LATENT_SIZES
+        for m in ms
         for metric in metrics
     ]
     lines = [
@@ -67,7 +74,7 @@ def _table(table: Any, metrics: Sequence[str], caption: str, name: str, paper: b
     ]
     for label, row in table.iterrows():
         cells = [str(label)]
-        for m in LATENT_SIZES:
+        for m in ms:
             for metric in metrics:
                 cells.append(
                     _cell(row, f"m{m}_{metric}", DECIMALS[metric], paper and label != "oracle")
@@ -134,6 +141,14 @@ def table1_markdown(
     return "\n".join(out) + "\n"
 
 
+def latent_size_tables(table: Any, m: int, caption: str, key: str) -> str:
+    """Rows of a build_table1 table at one latent size m, as two numbered tables (the paper's
+    metrics, then the usual ones), ours ± interval only: for models the paper does not have."""
+    out = _table(table, PAPER_SIDE, f"{caption}: the paper's metrics", f"{key}-paper", False, (m,))
+    out += _table(table, USUAL_SIDE, f"{caption}: the usual metrics", f"{key}-usual", False, (m,))
+    return "\n".join(out) + "\n"
+
+
 def _verdict(verdict: Any) -> str:
     if not isinstance(verdict, str):
         return DASH
@@ -151,19 +166,24 @@ def _summary_cell(row: Any) -> str:
     return cell
 
 
-def claims_summary(reports: Mapping[str, Any], statements: Mapping[str, str] = CLAIMS) -> str:
+def claims_summary(
+    reports: Mapping[str, Any],
+    statements: Mapping[str, str] = CLAIMS,
+    title: str = "The paper's claims: verdicts per corpus and metric convention",
+    name: str = "tab-verdicts",
+) -> str:
     """One row per claim, one column per corpus and metric convention: the verdicts (with the
     count of comparisons that hold, for claims of several), each claim linked to its section on
-    the claims page (MyST targets `claim-c1` …)."""
+    its page (MyST targets `claim-c1` …). The table is named `<name>-<corpus>-…`."""
     columns = [(corpus, conv) for corpus in reports for conv in ("paper", "ours")]
     head = ["claim"] + [
         f"{corpus}<br>{'paper metrics' if conv == 'paper' else 'usual metrics'}"
         for corpus, conv in columns
     ]
     lines = [
-        "```{table} The paper's claims: verdicts per corpus and metric convention",
+        f"```{{table}} {title}",
         ":class: sdm-compact sdm-summary",
-        ":name: " + "tab-verdicts-" + "-".join(reports),
+        f":name: {name}-" + "-".join(reports),
         "",
         "| " + " | ".join(head) + " |",
         "|:---|" + ":---|" * len(columns),

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from sdm.display import metric_label, model_label, replace_ids, variant_label
-from sdm.variants import ALL_VARIANTS
+from sdm.variants import ALL_VARIANTS, LEARNED_VARIANTS
 
 DPI = 100
 WIDTH_IN = 6.8  # 680 px at DPI: the text column is 688 px wide at 1280 px
@@ -42,7 +42,14 @@ MODEL_COLOURS = dict(
         strict=True,
     )
 )
-"""Table-1 row -> colour: greys for the VAE, blues for VSC, oranges for SDM-VAE."""
+MODEL_COLOURS |= {
+    model_label(config): colour
+    for config, colour in zip(
+        LEARNED_VARIANTS.values(), ["#74c476", "#006d2c", "#9e9ac8", "#54278f"], strict=True
+    )
+}
+"""Table-1 row -> colour: greys for the VAE, blues for VSC, oranges for SDM-VAE; for the learned
+dictionaries greens (k=64) and purples (k=128), darker with the coherence penalty."""
 M_MARKERS = {32: "o", 64: "s"}
 
 
@@ -398,3 +405,64 @@ def _short_comparison(label: str) -> str:
         if text.count(f", m={m}") == 2 and "m=" not in text.replace(f", m={m}", ""):
             text = text.replace(f", m={m}", "") + f" (m={m})"
     return text
+
+
+def coherence_over_training(
+    traces: Any, references: Mapping[str, tuple[float, float]], first_seed: int = 0
+) -> Any:
+    """A learned dictionary's coherence at each validation (columns variant, seed, epoch,
+    coherence_sum, max_abs_coherence): Σ_{i<j} (d_iᵀd_j)² on the left (log axis), max |d_iᵀd_j|
+    on the right; one colour per variant, `first_seed` drawn bold and the other seeds thin;
+    `references`: label -> (sum, max), drawn dashed (the DCT starts, the k=128 floor)."""
+    with _style():
+        fig, axes = _figure(3.4, 1, 2)
+        for ax, column in zip(axes[0], ("coherence_sum", "max_abs_coherence")):
+            for (variant, seed), run in traces.groupby(["variant", "seed"], sort=False):
+                label = model_label(variant)
+                bold = seed == first_seed
+                ax.plot(
+                    run["epoch"],
+                    run[column],
+                    color=MODEL_COLOURS.get(label, "grey"),
+                    lw=1.8 if bold else 0.8,
+                    alpha=1.0 if bold else 0.5,
+                    label=label if bold else None,
+                    **_markers(len(run)),
+                )
+            for (name, values), ls in zip(references.items(), ("--", ":", "-.")):
+                value = values[0] if column == "coherence_sum" else values[1]
+                if np.isfinite(value):
+                    ax.axhline(value, color="k", ls=ls, lw=0.9, label=name)
+            ax.set_xlabel("epoch")
+        axes[0, 0].set(yscale="log", ylabel="Σ over atom pairs of (dᵢᵀdⱼ)²")
+        axes[0, 1].set(ylabel="largest |dᵢᵀdⱼ|", ylim=(0, 1.02))
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncol=2, frameon=False)
+    return _finish(fig)
+
+
+def dictionary_images(dictionaries: Mapping[str, np.ndarray], gram: bool = False) -> Any:
+    """Dictionaries (label -> D, (m, k)) side by side, three per row: the atoms as columns of an
+    image (one colour scale, red positive, blue negative), or with `gram` the |DᵀD| of each
+    (0 to 1; the diagonal is 1, off the diagonal is the coherence between two atoms)."""
+    ncols = min(3, len(dictionaries))
+    nrows = -(-len(dictionaries) // ncols)
+    images = {k: np.abs(d.T @ d) if gram else d for k, d in dictionaries.items()}
+    peak = max(float(np.abs(v).max()) for v in images.values())
+    with _style():
+        fig, axes = _figure(2.4 * nrows + 0.4, nrows, ncols)
+        for ax, (label, image) in zip(axes.flat, images.items()):
+            shown = ax.imshow(
+                image,
+                aspect="auto",
+                interpolation="nearest",
+                cmap="magma" if gram else "RdBu_r",
+                vmin=0 if gram else -peak,
+                vmax=1 if gram else peak,
+            )
+            ax.set_title(label)
+            ax.set(xlabel="atom", ylabel="atom" if gram else "dimension of z")
+        for ax in axes.flat[len(images) :]:
+            ax.axis("off")
+        fig.colorbar(shown, ax=axes.ravel().tolist(), label="|dᵢᵀdⱼ|" if gram else "entry of D")
+    return _finish(fig)
