@@ -180,12 +180,15 @@ def cmd_claims(args: argparse.Namespace) -> None:
 
 
 def cmd_book(args: argparse.Namespace) -> None:
-    from sdm.book import execute, get_profile
+    from sdm.book import NOTEBOOKS, execute, get_profile
 
+    unknown = [page for page in args.pages or () if page not in NOTEBOOKS]
+    if unknown:
+        raise ValueError(f"--pages: unknown {unknown}; expected some of {', '.join(NOTEBOOKS)}")
     profile = get_profile(args.profile)
     if args.seeds is not None:  # Table 1 and the claims over these seeds (make reproduce SEEDS=..)
         profile = dataclasses.replace(profile, claim_seeds=tuple(args.seeds))
-    print(execute(profile))
+    print(execute(profile) if args.pages is None else execute(profile, tuple(args.pages)))
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -312,6 +315,12 @@ def parser() -> argparse.ArgumentParser:
         nargs="+",
         default=None,
         help="seeds of the Table 1 and claims pages (default: the profile's)",
+    )
+    p.add_argument(
+        "--pages",
+        nargs="+",
+        default=None,
+        help="execute only these notebooks, e.g. beyond (default: all, in reading order)",
     )
     p.set_defaults(func=cmd_book)
     return ap

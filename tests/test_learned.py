@@ -454,3 +454,17 @@ def test_the_beyond_page_names_the_missing_runs_and_shows_what_is_there(tmp_path
     assert beyond.figure_markdown("k", "alt", "caption", False, "none yet") == "*none yet*\n"
     assert ":name: fig-k" in beyond.figure_markdown("k", "alt", "caption", True, "")
     assert beyond.missing_note(dataclasses.replace(page, missing=())) == ""
+
+
+def test_sdm_book_renders_only_the_pages_asked_for(monkeypatch, capsys):
+    import sdm.book
+    from sdm.__main__ import main
+
+    executed = []
+    monkeypatch.setattr(
+        sdm.book, "execute", lambda profile, notebooks=None: executed.append(notebooks) or ""
+    )
+    assert main(["book", "--pages", "beyond"]) == 0
+    assert executed == [("beyond",)]
+    assert main(["book", "--pages", "nowhere"]) == 2
+    assert "--pages: unknown ['nowhere']" in capsys.readouterr().err
