@@ -8,10 +8,11 @@ variant's name says only whether the penalty is on (`-coh`), not its weight; the
 only part meant for git.
 
 The rule (`choose_weight`): λ is acceptable when, for every number of atoms k, the best validation
-loss of its run (the negative ELBO per frame, the penalty left out) is at most the λ = 0
-baseline's plus a tolerance: max(TOLERANCE_NATS, 2 × the seed-to-seed SD of the baseline's best
-validation loss), the SD only when the baseline has two seeds or more. The largest acceptable λ of
-the grid is chosen; none when no λ > 0 is acceptable (then try smaller ones).
+loss of its run (the negative ELBO per frame, the penalty left out) is at most the λ = 0 run's of
+the same seed (0: the same initial weights and noise, so the gap is what λ did) plus a tolerance:
+max(TOLERANCE_NATS, 2 × the seed-to-seed SD of the λ = 0 runs' best validation losses), the SD
+only when the baseline has two seeds or more. The largest acceptable λ of the grid is chosen; none
+when no λ > 0 is acceptable (then try smaller ones).
 """
 
 from __future__ import annotations
@@ -143,12 +144,15 @@ def train(
     checkpoint = checkpoint_path(runs, out)
     by_member = {(r.spec.model, r.spec.seed): r for r in runs}
     members = _members_on_disk(checkpoint) or [(r.spec.model, r.spec.seed) for r in todo]
-    unknown = [
-        f"{c.name} λ={c.coherence:g} seed {s}" for c, s in members if (c, s) not in by_member
+    held = set(members)
+    strays = [f"{c.name} λ={c.coherence:g} seed {s}" for c, s in members if (c, s) not in by_member]
+    lost = [
+        f"{r.spec.label} λ={r.weight:g}" for r in todo if (r.spec.model, r.spec.seed) not in held
     ]
-    if unknown:
+    if strays or lost:
         raise ValueError(
-            f"{checkpoint}: holds runs this sweep does not ask for ({unknown}); remove it"
+            f"{checkpoint}: holds runs this sweep does not ask for ({strays}) or lacks runs it "
+            f"must train ({lost}); remove it to start the sweep afresh"
         )
     train_x, val_x = (
         torch.from_numpy(data.frames(corpus, split, first.preprocessing))
@@ -238,14 +242,15 @@ def summarise(runs: Sequence[SweepRun]) -> pd.DataFrame:
 
 
 def judge(table: pd.DataFrame) -> pd.DataFrame:
-    """Add val_loss_gap (best validation loss minus the mean of the λ = 0 baseline's seeds of the
-    same k), tolerance (max(TOLERANCE_NATS, 2 × the baseline's seed SD)) and acceptable."""
+    """Add val_loss_gap (best validation loss minus the λ = 0 run's of the same k and seed),
+    tolerance (max(TOLERANCE_NATS, 2 × the λ = 0 runs' seed SD)) and acceptable."""
     table = table.copy()
     gaps, tolerances = [], []
     for _, row in table.iterrows():
-        base = table[(table["k"] == row["k"]) & (table["coherence_weight"] == 0)]["best_val_loss"]
-        sd = float(base.std(ddof=1)) if len(base) > 1 else math.nan
-        gaps.append(row["best_val_loss"] - base.mean() if len(base) else math.nan)
+        base = table[(table["k"] == row["k"]) & (table["coherence_weight"] == 0)]
+        paired = base.loc[base["seed"] == row["seed"], "best_val_loss"]
+        sd = float(base["best_val_loss"].std(ddof=1)) if len(base) > 1 else math.nan
+        gaps.append(row["best_val_loss"] - paired.iloc[0] if len(paired) else math.nan)
         tolerances.append(max(TOLERANCE_NATS, 2 * sd) if math.isfinite(sd) else TOLERANCE_NATS)
     table["val_loss_gap"] = np.asarray(gaps, dtype=float)
     table["tolerance"] = np.asarray(tolerances, dtype=float)
@@ -296,8 +301,9 @@ def write_summary(
             f"# Coherence sweep — {results.data_slug(data_name)} corpus, {preprocessing}",
             "",
             "best_val_loss: the best validation loss (negative ELBO per frame, penalty left out); "
-            "coherence_sum, max_abs_coherence: of the saved D; acceptable: val_loss_gap <= "
-            f"tolerance (max({TOLERANCE_NATS:g} nat/frame, 2 × the λ = 0 seeds' SD)).",
+            "coherence_sum, max_abs_coherence: of the saved D; val_loss_gap: minus the λ = 0 "
+            "run's of the same k and seed; acceptable: val_loss_gap <= tolerance "
+            f"(max({TOLERANCE_NATS:g} nat/frame, 2 × the SD of the λ = 0 runs over seeds)).",
             "",
             f"**{verdict}** (the largest λ acceptable at every k).",
             "",

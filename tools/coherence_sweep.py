@@ -7,8 +7,9 @@ writes a summary per run (best validation loss without the penalty, coherence of
 epochs) and prints the λ the rule chooses:
 
     the largest λ of the grid whose best validation loss (negative ELBO per frame, penalty left
-    out) is, for both k = 64 and k = 128, at most the λ = 0 baseline's (mean over its seeds) plus
-    max(1 nat/frame, 2 × the baseline's seed-to-seed SD; the SD only with 2 seeds or more).
+    out) is, for both k = 64 and k = 128, at most that of the λ = 0 run of the same seed (0:
+    same initial weights, same noise) plus max(1 nat/frame, 2 × the seed-to-seed SD of the λ = 0
+    runs' best validation losses; the SD only with 2 baseline seeds or more).
 
 Runs go to <out>/lambda-<λ>/<data>/<preprocessing>/<variant>/seed-<s>/ (ignored by git), the
 summary to <out>/<data>/<preprocessing>/coherence_sweep.{csv,md} (committed). Finished runs are
