@@ -371,6 +371,13 @@ def test_the_sweep_rule_picks_the_largest_weight_within_the_tolerance():
     # λ = 10 costs k = 64 2 nats/frame (> 1): the largest acceptable at both k is λ = 1
     assert sweep.choose_weight(table, [0.1, 1.0, 10.0]) == 1.0
     assert sweep.choose_weight(table[table["coherence_weight"] != 1.0], [1.0]) is None
+    # none within the tolerance at both k: the smallest gap averaged over k
+    wide = table[table["coherence_weight"] != 1.0].copy()
+    wide.loc[wide["coherence_weight"] == 0.1, "acceptable"] = False
+    wide.loc[wide["coherence_weight"] == 10.0, "acceptable"] = False
+    assert sweep.choose_weight(wide, [0.1, 10.0]) == 0.1
+    wide.loc[wide["coherence_weight"] == 0.1, "val_loss_gap"] = 50.0
+    assert sweep.choose_weight(wide, [0.1, 10.0]) == 10.0  # gaps (2 + 0.5) / 2 < 50
     # a noisy baseline (seed SD 1.5 nats) widens the tolerance to 2 SD = 3 nats
     noisy = pd.concat(
         [
