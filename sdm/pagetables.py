@@ -24,7 +24,7 @@ from sdm.display import (
     variant_label,
 )
 from sdm.plotting import interval
-from sdm.variants import LATENT_SIZES
+from sdm.variants import LATENT_SIZES, VARIANTS
 
 PAPER_SIDE = ("pesq_raw_nb", "estoi", "hoyer")
 USUAL_SIDE = ("pesq_wb", "stoi")
@@ -273,10 +273,12 @@ def lead_note(lead: Any) -> str:
         groups.setdefault(have.split(" (")[0], []).append(variant_label(name))
     parts = []
     for have, names in sorted(groups.items(), reverse=True):
+        # a group holding every Table-1 variant reads as "all 14", not as 14 names
+        who = f"all {len(names)} variants" if len(names) == len(VARIANTS) else " · ".join(names)
         if have.startswith("0 of"):
             parts.append(f"{len(names)} have no evaluated run yet")
         else:
-            parts.append(f"{' · '.join(names)} have {have.split(' seeds')[0]} seeds")
+            parts.append(f"{who} have {have.split(' seeds')[0]} seeds")
     other = lead.others[0] if lead.others else "medium"
     return text + f" On the {other} corpus, " + "; ".join(parts) + "."
 
