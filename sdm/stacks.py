@@ -239,10 +239,28 @@ def _labels(specs: Sequence[RunSpec]) -> str:
     return "(" + ", ".join(s.label for s in specs) + ")"
 
 
-def _frames(corpus: Corpus, preprocessing: str) -> tuple[torch.Tensor, torch.Tensor]:
+def corpus_frames(corpus: Corpus, preprocessing: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The train and validation frames of a corpus (from the frame cache)."""
     return tuple(
         torch.from_numpy(data.frames(corpus, split, preprocessing)) for split in ("train", "val")
     )
+
+
+def fit_on_corpus(
+    members: Sequence[tuple[ModelConfig, int]],
+    frames: tuple[torch.Tensor, torch.Tensor],
+    corpus: Corpus,
+    train: TrainConfig,
+    device: str,
+    checkpoint: Path,
+    writer: RunWriter,
+    progress: bool,
+    workers: int | str,
+) -> list[MemberResult]:
+    """fit() on a corpus's frames, the checkpoint recording which corpus it trains on."""
+    configs, seeds = [c for c, _ in members], [s for _, s in members]
+    run = (train, device, checkpoint, writer, progress, workers, data_identity(corpus))
+    return fit(configs, seeds, *frames, *run)
 
 
 def train_shard(
@@ -314,21 +332,11 @@ def _train(
 ) -> list[MemberResult]:
     """fit() on `specs` of `stack`, run folders written as members finish (and from the
     checkpoint, for those it holds as done whose folder is missing)."""
-    train_x, val_x = _frames(corpus, specs[0].preprocessing)
-    writer = stack.writer(corpus, train_x.shape[0], str(pick_device(device)))
-    configs, seeds = [s.model for s in specs], [s.seed for s in specs]
-    done = fit(
-        configs,
-        seeds,
-        train_x,
-        val_x,
-        stack.train,
-        device,
-        checkpoint,
-        writer,
-        progress,
-        workers,
-        data_identity(corpus),
+    frames = corpus_frames(corpus, specs[0].preprocessing)
+    writer = stack.writer(corpus, frames[0].shape[0], str(pick_device(device)))
+    members = [(s.model, s.seed) for s in specs]
+    done = fit_on_corpus(
+        members, frames, corpus, stack.train, device, checkpoint, writer, progress, workers
     )
     writer.save_missing(done)
     return done
@@ -377,7 +385,9 @@ def _train_on_cluster(
         )
     for stack in plan_stacks(specs, root, job_device, overwrite, corpus_of, frozenset(busy)):
         corpus = corpus_of[stack.specs[0].data]
-        _frames(corpus, stack.specs[0].preprocessing)  # built here once; the jobs read the cache
+        corpus_frames(
+            corpus, stack.specs[0].preprocessing
+        )  # built here once; the jobs read the cache
         if stack.fresh:
             results.remove_checkpoints(stack.checkpoint)
         jobs = []

@@ -35,9 +35,9 @@ import torch
 from sdm import data, guards, results
 from sdm.config import ModelConfig, TrainConfig
 from sdm.dictionary import coherence, max_abs_coherence
-from sdm.runs import RunSpec, check_reusable, data_identity, read_weights
-from sdm.stacks import RunWriter
-from sdm.train import MemberResult, fit, pick_device, read_checkpoint
+from sdm.runs import RunSpec, check_reusable, read_weights
+from sdm.stacks import RunWriter, corpus_frames, fit_on_corpus
+from sdm.train import MemberResult, pick_device, read_checkpoint
 from sdm.variants import LEARNED_ATOMS, learned_variant
 
 if TYPE_CHECKING:
@@ -157,11 +157,8 @@ def train(
             f"{checkpoint}: holds runs this sweep does not ask for ({strays}) or lacks runs it "
             f"must train ({lost}); remove it to start the sweep afresh"
         )
-    train_x, val_x = (
-        torch.from_numpy(data.frames(corpus, split, first.preprocessing))
-        for split in ("train", "val")
-    )
-    steps = math.ceil(train_x.shape[0] / first.train.batch_size)
+    frames = corpus_frames(corpus, first.preprocessing)
+    steps = math.ceil(frames[0].shape[0] / first.train.batch_size)
     writers = {}
     for root in dict.fromkeys(r.root for r in runs):
         mine = [r for r in runs if r.root == root]
@@ -186,18 +183,8 @@ def train(
         for r in todo
     ]
     with guards.holding(locks):
-        done = fit(
-            [c for c, _ in members],
-            [s for _, s in members],
-            train_x,
-            val_x,
-            first.train,
-            device,
-            checkpoint,
-            writer,
-            progress,
-            workers,
-            data_identity(corpus),
+        done = fit_on_corpus(
+            members, frames, corpus, first.train, device, checkpoint, writer, progress, workers
         )
         for result in done:  # finished before a restart but not written: the checkpoint held it
             run = by_member[(result.config, result.seed)]
