@@ -58,7 +58,7 @@ page = beyond.read_page(profile, seeds, data, preprocessing)  # reads results; t
 book.banner(label)
 
 # %% tags=["remove-input"]
-Markdown(beyond.missing_note(page))
+Markdown(beyond.missing_note(page)) if page.missing else None  # nothing when all is there
 
 # %% [markdown]
 # ## Quality and sparsity at m = 64
