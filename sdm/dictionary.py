@@ -76,6 +76,13 @@ class FixedDictionary(nn.Module):
         return {}
 
 
+def _off_diagonal_gram(atoms: torch.Tensor) -> torch.Tensor:
+    """D^T D with its diagonal set to 0: the inner products of distinct atoms. (..., k, k)"""
+    gram = atoms.transpose(-2, -1) @ atoms
+    k = atoms.shape[-1]
+    return gram.masked_fill(torch.eye(k, dtype=torch.bool, device=atoms.device), 0.0)
+
+
 def coherence(atoms: torch.Tensor) -> torch.Tensor:
     """The coherence penalty sum_{i<j} (d_i^T d_j)^2: the squared off-diagonal Gram entries, each
     pair once. 0 for orthonormal atoms; 1 for two identical unit atoms among orthonormal others.
@@ -83,17 +90,12 @@ def coherence(atoms: torch.Tensor) -> torch.Tensor:
     For k unit atoms in m dimensions it is at least k (k - m) / (2 m) (a Welch-type bound: 0 when
     k <= m, 64 for k = 128, m = 64). atoms (..., m, k) -> (...,).
     """
-    gram = atoms.transpose(-2, -1) @ atoms
-    off = gram - torch.diag_embed(torch.diagonal(gram, dim1=-2, dim2=-1))
-    return 0.5 * off.pow(2).sum(dim=(-2, -1))
+    return 0.5 * _off_diagonal_gram(atoms).pow(2).sum(dim=(-2, -1))
 
 
 def max_abs_coherence(atoms: torch.Tensor) -> torch.Tensor:
     """The mutual coherence max_{i != j} |d_i^T d_j| of unit atoms (..., m, k) -> (...,)."""
-    gram = (atoms.transpose(-2, -1) @ atoms).abs()
-    k = atoms.shape[-1]
-    off = gram.masked_fill(torch.eye(k, dtype=torch.bool, device=atoms.device), 0.0)
-    return off.amax(dim=(-2, -1))
+    return _off_diagonal_gram(atoms).abs().amax(dim=(-2, -1))
 
 
 class LearnedDictionary(nn.Module):

@@ -468,11 +468,12 @@ def test_a_legacy_checkpoint_takes_its_corpus_from_its_folder_and_records_it(
     """The campaign's checkpoints hold no corpus: they resume (to the legacy fixture's pinned
     result), record the corpus at the first save, and from then on refuse another one."""
     sys.path.insert(0, str(FIXTURE))
+    import golden  # the fixture's reference weights (tests/fixtures/legacy/golden.py)
     import make_fixture
 
     ckpt = tmp_path / make_fixture.UNSHARDED
     shutil.copy(FIXTURE / make_fixture.UNSHARDED, ckpt)
-    members = [c for c, _ in make_fixture.MEMBERS], [s for _, s in make_fixture.MEMBERS]
+    members = golden.members()
     train, val = make_fixture.frames()
     shipped = {"name": "shipped", "sha256": "5" * 64}
 
@@ -493,8 +494,6 @@ def test_a_legacy_checkpoint_takes_its_corpus_from_its_folder_and_records_it(
     assert torch.load(ckpt, weights_only=False)["data"] == shipped
     with pytest.raises(DataMismatchError, match="trained on shipped .* this command's data is"):
         fit({"name": "shipped", "sha256": "6" * 64}, progress=False)
-    import golden  # the fixture's reference weights (tests/fixtures/legacy/golden.py)
-
     golden.assert_matches(fit(shipped, progress=False), "resumed")
 
 
