@@ -213,7 +213,8 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--workers",
         type=_workers,
         default="auto",
-        help="training processes on a CPU, one thread each (default auto: one per core)",
+        help="training processes on a CPU, sharing the torch threads (default auto: one per "
+        "thread); two commands side by side: OMP_NUM_THREADS=1 each",
     )
     _launcher_options(p)
 
