@@ -130,7 +130,7 @@ def run(options: Options) -> Evaluated:
         )
         trained, missing = specs, []
     else:
-        trained = [s for s in specs if _usable(s.directory(options.root))]
+        trained = [s for s in specs if results.is_usable(s.directory(options.root))]
         missing = [s for s in specs if s not in trained]
         if missing:
             log.warning(
@@ -150,11 +150,6 @@ def run(options: Options) -> Evaluated:
     )
     metrics = {(s.model.name, s.seed): tables[s] for s in trained}
     return Evaluated(options, metrics, oracle, tuple(missing))
-
-
-def _usable(run: Path) -> bool:
-    """Trained, and its weights or its metrics are there (seeds committed without weights)."""
-    return results.is_trained(run) and (results.has_weights(run) or results.is_evaluated(run))
 
 
 def _check_identities(specs: list[RunSpec], root: Path, corpus: Corpus | None) -> None:

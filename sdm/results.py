@@ -286,6 +286,12 @@ def has_weights(run: Path) -> bool:
     return (Path(run) / WEIGHTS_FILE).exists()
 
 
+def is_usable(run: Path) -> bool:
+    """Trained, and its weights or its metrics are there (seeds committed without weights): a run
+    a report can use without training it again."""
+    return is_trained(run) and (has_weights(run) or is_evaluated(run))
+
+
 def save_run(
     run: Path,
     identity: dict[str, Any],

@@ -10,8 +10,9 @@ when the machine is taken away is lost whenever the next session starts on a new
 checkpoint goes with it). So the plan takes the missing runs shortest first — expected epochs =
 the mean epochs of the same variant's finished seeds on this corpus — keeps those whose training
 and scoring fit the hours given, and packs them onto one single-threaded process per core (the
-longest onto the least loaded). A run counts as done when it has metrics, or is trained and
-still has its weights (it can be scored); a trained run whose weights are gone is trained again.
+longest onto the least loaded). A run counts as done when a report can use it
+(`sdm.results.is_usable`: trained, with its metrics or the weights to score them); a trained run
+with neither is trained again.
 
 It prints one command per process (Table-1 order within it), each starting detached and logging
 to the state directory; the same command resumes its stack from its checkpoint.
@@ -40,13 +41,6 @@ class Run:
     epochs: float  # expected
 
 
-def run_state(run: Path) -> str:
-    """'done' (scored, or trained with the weights to score it), else 'missing'."""
-    if results.is_evaluated(run) or (results.is_trained(run) and results.has_weights(run)):
-        return "done"
-    return "missing"
-
-
 def expected_epochs(root: Path, data: str, preprocessing: str = "clean") -> dict[str, float]:
     """Mean epochs run by each variant's finished seeds (config.json's `result.epochs_run`)."""
     out: dict[str, float] = {}
@@ -72,7 +66,7 @@ def missing_runs(
         Run(name, seed, epochs.get(name, fallback))
         for seed in seeds
         for name in VARIANTS
-        if run_state(results.run_dir(root, data, preprocessing, name, seed)) == "missing"
+        if not results.is_usable(results.run_dir(root, data, preprocessing, name, seed))
     ]
 
 
