@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -24,7 +26,7 @@
 # each has its own random streams.
 #
 # Every number on this page is read from the benchmark files `benchmarks/results/*.json`, written
-# by `benchmarks/train_speed.py`; rerun it to measure your machine.
+# by the scripts in `benchmarks/` (listed at the end); rerun them to measure your machine.
 
 # %% tags=["parameters"]
 label = ""
@@ -72,6 +74,31 @@ Markdown(
 # are dealt to processes balanced by their work (with several seeds, the seeds of a variant go to
 # different processes).
 #
+# ## One product for the layers every variant shares
+#
+# Every variant's encoder starts with a 513 → 128 layer and every decoder ends with a 128 → 513
+# one; the trainer runs them as one batched product per shape group (8 groups for the 14
+# variants). Running each as one product over all of a process's members, whatever their shape
+# group, gives bitwise the same step, so it could have been adopted without changing any result.
+# `benchmarks/shared_layers.py` times the training step both ways on one core, in alternating
+# rounds of short blocks:
+
+# %% tags=["remove-input"]
+Markdown(
+    "\n\n".join(
+        f"**{name}.** {perfpage.setting(bench, name)}\n\n{perfpage.shared_layers_table(bench)}"
+        for name, bench in benchmarks.items()
+        if "cases" in bench
+    )
+    or "No shared-layer benchmark is committed yet."
+)
+
+# %% [markdown]
+# On this CPU it does not pay, so the trainer keeps one product per group: a batched product on
+# a CPU runs its matrices one after another, so one call over 14 members does the work of 8
+# calls, and gathering the inputs (and, without a new parameter layout, the weights) into one
+# tensor at every step costs about what the calls saved.
+#
 # ## The cost of the dictionary (claim C10)
 #
 # SDM-VAE's extra work per step is γ's closed-form update, the KL against it and one small product
@@ -107,6 +134,7 @@ Markdown(
 # .venv/bin/python benchmarks/train_speed.py --threads 1    # one thread, so one process
 # .venv/bin/python benchmarks/train_speed.py --data medium  # the trainer alone, medium corpus
 # .venv/bin/python benchmarks/eval_speed.py                 # evaluation: parallel scoring
+# .venv/bin/python benchmarks/shared_layers.py              # one product for the shared layers
 # ```
 #
 # Each run writes `benchmarks/results/<machine>.json` with the torch version, thread count, CPU or

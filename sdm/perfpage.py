@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from sdm import display
 from sdm.claims import STEP_TIME_LIMIT
 from sdm.judging import BENCHMARK_DIR
 from sdm.stats import N_RESAMPLES, RNG_SEED, bootstrap
@@ -142,3 +143,41 @@ def c10_estimator() -> str:
         f"when the interval lies below {STEP_TIME_LIMIT:g}. It is read from the CPU benchmark "
         "of the shipped corpus (`cpu-2core.json`)."
     )
+
+
+SHARED_LAYER_WAYS = {
+    "trainer": "the trainer: one product per shape group",
+    "concatenated": "one product, the groups' weights concatenated at each step",
+    "stored": "one product, the weights stored as one tensor (a new parameter layout)",
+}
+
+
+def shared_layers_table(bench: dict[str, Any]) -> str:
+    """benchmarks/shared_layers.py's figures: the training step with the two layers every variant
+    shares computed per shape group or as one product, per case (which members, how many groups)."""
+    lines = [
+        "| members | way | step (median) | speed-up over the trainer [middle half of rounds] "
+        "| bitwise equal |",
+        "|:---|:---|---:|---:|:---:|",
+    ]
+    for case in bench["cases"].values():
+        names = case["variants"]
+        members = (
+            f"all {len(names)} Table-1 variants"
+            if len(names) == 14
+            else "; ".join(display.variant_label(n) for n in names)
+        )
+        who = f"{members} ({case['shape_groups']} shape groups)"
+        for kind, way in case["ways"].items():
+            low, high = way["speedup_quartiles"]
+            same = (
+                "—"
+                if kind == "trainer"
+                else ("yes" if case["bitwise_equal_to_trainer"][kind] else "**no**")
+            )
+            lines.append(
+                f"| {who} | {SHARED_LAYER_WAYS.get(kind, kind)} | {way['median_step_ms']:.1f} ms "
+                f"| {way['speedup_vs_trainer']:.2f} [{low:.2f}, {high:.2f}] | {same} |"
+            )
+            who = ""
+    return "\n".join(lines) + "\n"

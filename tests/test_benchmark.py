@@ -128,3 +128,47 @@ def test_stack_rate_reads_a_live_checkpoint(shipped_frames, tmp_path, capsys):
     assert rate["variant_frames_per_s"] == 4 * 256 / rate["elapsed_s"]
     assert stack_rate.main([str(tmp_path)]) == 0
     assert "2 members, 0 active" in capsys.readouterr().out
+
+
+SHARED = Path(__file__).resolve().parents[1] / "benchmarks" / "shared_layers.py"
+
+
+@pytest.fixture(scope="module")
+def shared_bench():
+    spec = importlib.util.spec_from_file_location("shared_layers", SHARED)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(spec.name, None)
+
+
+def test_one_product_for_the_shared_layers_is_bitwise_the_trainers_step(
+    shared_bench, shipped_frames
+):
+    # three families, three shape groups: the one-product forward must give the trainer's losses
+    # and gradients bit for bit, or the benchmark's speed-up would compare different work
+    frames = torch.from_numpy(shipped_frames[:2048])
+    names = ["vae-m32", "vsc-a0.5-m32", "sdm-dct-k64-m32"]
+    assert len(shared_bench.build_groups(names)) == 3
+    assert shared_bench.check_bitwise(names, frames) == {"concatenated": True, "stored": True}
+
+
+def test_shared_layers_benchmark_writes_what_the_performance_page_shows(
+    shared_bench, tmp_path, capsys
+):
+    from sdm import perfpage
+
+    out = tmp_path / "shared.json"
+    assert shared_bench.main(["--quick", "--out", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert set(r["cases"]) == {"table1", "campaign-stack"}
+    case = r["cases"]["table1"]
+    assert case["shape_groups"] == 8 and len(case["variants"]) == 14
+    assert case["ways"]["trainer"]["speedup_vs_trainer"] == 1.0
+    table = perfpage.shared_layers_table(r)
+    assert table.count("\n") == 2 + 6  # header, rule, three ways for each of two cases
+    assert "all 14 Table-1 variants (8 shape groups)" in table and "**no**" not in table
+    assert "VSC α=0.05, m=32; VSC α=0.9, m=32; VAE, m=64 (2 shape groups)" in table
+    case["bitwise_equal_to_trainer"]["stored"] = False
+    assert "**no**" in perfpage.shared_layers_table(r)
