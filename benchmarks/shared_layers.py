@@ -42,7 +42,14 @@ from sdm.models import LatentStack, build_stack, group_members
 from sdm.variants import VARIANTS, get_variant
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_speed import RESULTS_DIR, _cpu_name, machine_label, write_json  # noqa: E402
+from train_speed import (  # noqa: E402
+    RESULTS_DIR,
+    _cpu_name,
+    busy_at_start,
+    cpu_busy_fraction,
+    machine_label,
+    write_json,
+)
 
 BATCH = 128
 LR = 1e-4
@@ -235,6 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sdm.data import frames
 
     train = torch.from_numpy(frames("shipped", "train"))
+    cpu_busy = cpu_busy_fraction()
     load_start = os.getloadavg()[0]
     cases = {"table1": list(VARIANTS), "campaign-stack": list(CAMPAIGN_STACK)}
     r: dict[str, Any] = {
@@ -250,6 +258,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "steps_per_block": steps,
         "blocks": blocks,
         "load_average_start": load_start,
+        "cpu_busy_at_start": cpu_busy,
+        "busy_at_start": busy_at_start(cpu_busy, load_start),
         "cases": {},
     }
     for label, names in cases.items():

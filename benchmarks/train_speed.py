@@ -59,7 +59,8 @@ LR = 1e-4
 PEAK_SHAPE = (128, N_BINS, 128)  # (B, n_in, n_out): the encoder's first layer on one batch
 # the reference covers both latent sizes of the two families claim C10 compares
 REFERENCE_VARIANTS = ("vae-m32", "sdm-dct-k32-m32", "vae-m64", "sdm-dct-k64-m64")
-BUSY_LOAD = 0.5  # 1-minute load average per core above which the report warns
+BUSY_LOAD = 0.5  # 1-minute load average per core above which the report warns (no /proc/stat)
+BUSY_CPU = 0.25  # share of all cores busy in the second before the run above which it warns
 C10_PAIRS = ((32, "vae-m32", "sdm-dct-k32-m32"), (64, "vae-m64", "sdm-dct-k64-m64"))
 
 
@@ -292,6 +293,34 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_busy_fraction(seconds: float = 1.0, stat: Path = Path("/proc/stat")) -> float | None:
+    """The share of all cores' time spent outside idle over the next `seconds` (/proc/stat), or
+    None where there is no /proc/stat. Unlike the load average, a 1-minute decaying mean that still
+    counts processes stopped a minute ago, this is what other processes use right now."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in stat.read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return sum(fields[:8]), idle  # user nice system idle iowait irq softirq steal
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    elapsed = total1 - total0
+    return 1.0 - (idle1 - idle0) / elapsed if elapsed > 0 else None
+
+
+def busy_at_start(cpu_busy: float | None, load_average: float | None) -> bool:
+    """Whether other work was running when a benchmark started: from the CPU share busy just
+    before it when known, else from the 1-minute load average."""
+    if cpu_busy is not None:
+        return cpu_busy > BUSY_CPU
+    return load_average is not None and load_average > BUSY_LOAD * (os.cpu_count() or 1)
+
+
 def _context(
     dev: torch.device,
     command: str,
@@ -299,6 +328,7 @@ def _context(
     train: torch.Tensor,
     load_start: float | None,
     peak: float,
+    cpu_busy: float | None = None,
 ) -> dict[str, Any]:
     """What every result file records beside its figures: machine, software, sizes, load."""
     return {
@@ -315,7 +345,8 @@ def _context(
         "batch_size": BATCH,
         "load_average_start": load_start,
         "load_average_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-        "busy_at_start": load_start is not None and load_start > BUSY_LOAD * (os.cpu_count() or 1),
+        "cpu_busy_at_start": cpu_busy,
+        "busy_at_start": busy_at_start(cpu_busy, load_start),
         "peak_gflops": peak,
         "peak_shape": list(PEAK_SHAPE),
     }
@@ -331,6 +362,7 @@ def run(
     dev = pick_device(device)
     if sizes.max_frames is not None:
         train = train[: sizes.max_frames]
+    cpu_busy = cpu_busy_fraction()
     load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     peak = gemm_peak_gflops(dev, sizes.peak_reps)
 
@@ -358,7 +390,7 @@ def run(
         peak_one_thread = None
     c10 = c10_step_ratios(train, val, sizes, str(dev))
     return {
-        **_context(dev, command, sizes, train, load_start, peak),
+        **_context(dev, command, sizes, train, load_start, peak, cpu_busy),
         "gemm_flops_per_frame": flops,
         "gemm_flops_per_frame_mean": flops_mean,
         "reference": {
@@ -398,6 +430,7 @@ def run_trainer_only(
     dev = pick_device(device)
     if sizes.max_frames is not None:
         train = train[: sizes.max_frames]
+    cpu_busy = cpu_busy_fraction()
     load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     peak = gemm_peak_gflops(dev, sizes.peak_reps)
     flops_mean = statistics.fmean(gemm_flops_per_frame(cfg) for cfg in VARIANTS.values())
@@ -405,13 +438,18 @@ def run_trainer_only(
         list(VARIANTS.values()), train, val, sizes.epochs, str(dev), "auto"
     )
     return {
-        **_context(dev, command, sizes, train, load_start, peak),
+        **_context(dev, command, sizes, train, load_start, peak, cpu_busy),
         "data": data,
         "gemm_flops_per_frame_mean": flops_mean,
         "ours": {"variants": list(VARIANTS), "epochs": sizes.epochs, **ours},
         "epoch_s": ours["train_s"] / sizes.epochs,
         "fraction_of_peak": {"ours": ours["variant_frames_per_s"] * flops_mean / (peak * 1e9)},
     }
+
+
+def _busy_text(r: dict[str, Any]) -> str:
+    busy = r.get("cpu_busy_at_start")
+    return "" if busy is None else f"; CPU {busy:.0%} busy in the second before the start"
 
 
 def report_trainer_only(r: dict[str, Any]) -> str:
@@ -421,7 +459,7 @@ def report_trainer_only(r: dict[str, Any]) -> str:
             f"intra-op threads {r['threads']}, device {r['device']}",
             f"{r['train_frames']} {r['data']}-corpus training frames, batch {r['batch_size']}",
             f"load average (1 min) at start {r['load_average_start']:.2f}, "
-            f"at end {r['load_average_end']:.2f}",
+            f"at end {r['load_average_end']:.2f}{_busy_text(r)}",
             f"peak fp32 GEMM 128x513 @ 513x128: {r['peak_gflops']:.1f} GFLOP/s",
             f"ours, the trainer on 14 variants at once in {r['ours']['workers']} process(es): "
             f"{r['ours']['variant_frames_per_s']:,.0f} variant-frames/s, "
@@ -441,7 +479,7 @@ def report(r: dict[str, Any]) -> str:
     if r["load_average_start"] is not None:
         lines.append(
             f"load average (1 min) at start {r['load_average_start']:.2f}, "
-            f"at end {r['load_average_end']:.2f}"
+            f"at end {r['load_average_end']:.2f}{_busy_text(r)}"
         )
         if r["busy_at_start"]:
             lines.append(

@@ -47,6 +47,8 @@ def setting(bench: dict[str, Any], name: str) -> str:
     start, end = bench.get("load_average_start"), bench.get("load_average_end")
     if start is not None and end is not None:
         text += f" Load average at start {start:.2f}, at end {end:.2f}"
+        if bench.get("cpu_busy_at_start") is not None:
+            text += f"; CPU {bench['cpu_busy_at_start']:.0%} busy in the second before the start"
         text += (
             " (flagged busy: absolute figures may be depressed)."
             if bench.get("busy_at_start")

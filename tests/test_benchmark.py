@@ -172,3 +172,18 @@ def test_shared_layers_benchmark_writes_what_the_performance_page_shows(
     assert "VSC α=0.05, m=32; VSC α=0.9, m=32; VAE, m=64 (2 shape groups)" in table
     case["bitwise_equal_to_trainer"]["stored"] = False
     assert "**no**" in perfpage.shared_layers_table(r)
+
+
+def test_busy_is_what_the_cores_did_just_before_not_the_load_average(bench, tmp_path, monkeypatch):
+    stat = tmp_path / "stat"
+    # user nice system idle iowait irq softirq steal: 300 of 400 jiffies idle between samples
+    stat.write_text("cpu  100 0 0 1000 0 0 0 0 0 0\ncpu0 1 2 3\n")
+    later = "cpu  170 0 30 1290 10 0 0 0 0 0\n"
+    monkeypatch.setattr(bench.time, "sleep", lambda s: stat.write_text(later))
+    assert bench.cpu_busy_fraction(1.0, stat) == pytest.approx(0.25)
+    assert bench.cpu_busy_fraction(1.0, tmp_path / "none") is None
+    # a stopped campaign still weighs on the 1-minute load average: the CPU share decides
+    assert not bench.busy_at_start(0.05, load_average=4.0)
+    assert bench.busy_at_start(0.9, load_average=0.0)
+    assert bench.busy_at_start(None, load_average=100.0)
+    assert not bench.busy_at_start(None, load_average=None)
