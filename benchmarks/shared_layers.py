@@ -282,10 +282,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{t['speedup_quartiles'][1]:.3f}){same}"
             )
     r["load_average_end"] = os.getloadavg()[0]
-    out = args.out or (None if args.quick else RESULTS_DIR / f"{r['machine']}-shared-layers.json")
-    if out is not None:
-        write_json(r, out)
-        print(f"wrote {out}")
+    write_json(
+        r, args.out or (None if args.quick else RESULTS_DIR / f"{r['machine']}-shared-layers.json")
+    )
     return 0
 
 

@@ -519,8 +519,11 @@ def report(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_json(r: dict[str, Any], path: Path) -> None:
-    write_text(path, json.dumps(r, indent=2) + "\n")
+def write_json(r: dict[str, Any], path: Path | None) -> None:
+    """Write a result file and say where; None (a --quick run without --out) writes nothing."""
+    if path is not None:
+        write_text(path, json.dumps(r, indent=2) + "\n")
+        print(f"wrote {path}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -560,10 +563,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         r = run_trainer_only(train, val, sizes, args.data, args.device, command)
         print(report_trainer_only(r))
         name = f"{r['machine']}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', args.data)}"
-    out = args.out or (None if args.quick else RESULTS_DIR / f"{name}.json")
-    if out is not None:
-        write_json(r, out)
-        print(f"wrote {out}")
+    write_json(r, args.out or (None if args.quick else RESULTS_DIR / f"{name}.json"))
     return 0
 
 

@@ -58,12 +58,9 @@ book.banner(label)
 
 # %% tags=["remove-input"]
 Markdown(
-    "\n\n".join(
-        f"**{name}.** {perfpage.setting(bench, name)}\n\n{perfpage.training_table(bench)}"
-        for name, bench in benchmarks.items()
-        if "ours" in bench
+    perfpage.sections(
+        benchmarks, "ours", perfpage.training_table, "No benchmark results are committed yet."
     )
-    or "No benchmark results are committed yet."
 )
 
 # %% [markdown]
@@ -85,12 +82,12 @@ Markdown(
 
 # %% tags=["remove-input"]
 Markdown(
-    "\n\n".join(
-        f"**{name}.** {perfpage.setting(bench, name)}\n\n{perfpage.shared_layers_table(bench)}"
-        for name, bench in benchmarks.items()
-        if "cases" in bench
+    perfpage.sections(
+        benchmarks,
+        "cases",
+        perfpage.shared_layers_table,
+        "No shared-layer benchmark is committed yet.",
     )
-    or "No shared-layer benchmark is committed yet."
 )
 
 # %% [markdown]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,24 @@ def load_benchmarks(directory: Path = BENCHMARK_DIR) -> dict[str, dict[str, Any]
         except json.JSONDecodeError as err:
             raise ValueError(f"{path}: not valid JSON ({err})") from err
     return out
+
+
+def sections(
+    benchmarks: dict[str, dict[str, Any]],
+    key: str,
+    table: Callable[[dict[str, Any]], str],
+    empty: str,
+) -> str:
+    """One paragraph per benchmark file holding `key`: where and how it ran, then `table` of it;
+    `empty` when no file holds it."""
+    return (
+        "\n\n".join(
+            f"**{name}.** {setting(bench, name)}\n\n{table(bench)}"
+            for name, bench in benchmarks.items()
+            if key in bench
+        )
+        or empty
+    )
 
 
 def _k(value: float) -> str:
