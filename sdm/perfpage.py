@@ -167,9 +167,9 @@ def c10_estimator() -> str:
 
 
 SHARED_LAYER_WAYS = {
-    "trainer": "the trainer: one product per shape group",
-    "concatenated": "one product, the groups' weights concatenated at each step",
-    "stored": "one product, the weights stored as one tensor (a new parameter layout)",
+    "trainer": "one product per shape group (the trainer)",
+    "concatenated": "one product, weights concatenated at each step",
+    "stored": "one product, weights stored together (new layout)",
 }
 
 
@@ -177,8 +177,7 @@ def shared_layers_table(bench: dict[str, Any]) -> str:
     """benchmarks/shared_layers.py's figures: the training step with the two layers every variant
     shares computed per shape group or as one product, per case (which members, how many groups)."""
     lines = [
-        "| members | way | step (median) | speed-up over the trainer [middle half of rounds] "
-        "| bitwise equal |",
+        "| members | way | step (median) | speed-up [middle half of rounds] | bitwise equal |",
         "|:---|:---|---:|---:|:---:|",
     ]
     for case in bench["cases"].values():
@@ -191,14 +190,14 @@ def shared_layers_table(bench: dict[str, Any]) -> str:
         who = f"{members} ({case['shape_groups']} shape groups)"
         for kind, way in case["ways"].items():
             low, high = way["speedup_quartiles"]
-            same = (
-                "—"
-                if kind == "trainer"
-                else ("yes" if case["bitwise_equal_to_trainer"][kind] else "**no**")
-            )
+            if kind == "trainer":
+                speed, same = "1 (baseline)", "—"
+            else:
+                speed = f"{way['speedup_vs_trainer']:.2f} [{low:.2f}, {high:.2f}]"
+                same = "yes" if case["bitwise_equal_to_trainer"][kind] else "**no**"
             lines.append(
                 f"| {who} | {SHARED_LAYER_WAYS.get(kind, kind)} | {way['median_step_ms']:.1f} ms "
-                f"| {way['speedup_vs_trainer']:.2f} [{low:.2f}, {high:.2f}] | {same} |"
+                f"| {speed} | {same} |"
             )
             who = ""
     return "\n".join(lines) + "\n"
