@@ -143,3 +143,11 @@ def test_a_finished_member_of_a_checkpoint_is_not_held(tmp_path: Path, shipped_f
     _trained(results.run_dir(tmp_path, "medium", "clean", "vae-m32", 1), 30, metrics=True)
     held = cp.held_runs(tmp_path, "medium", {})
     assert [(r.variant, r.seed) for r in held] == [("sdm-I-m32", 1)]
+
+
+def test_the_plan_needs_the_campaigns_state_folder(monkeypatch, capsys):
+    monkeypatch.delenv("SDM_STATE_DIR", raising=False)
+    with pytest.raises(SystemExit) as stop:
+        cp.main(["--seeds", "1", "--hours", "1"])
+    assert stop.value.code == 2
+    assert "SDM_STATE_DIR is not set" in capsys.readouterr().err

@@ -2,7 +2,7 @@
 
     .venv/bin/python tools/campaign_plan.py --seeds 1 2 --hours 2.2 [--data medium]
         [--processes 2] [--seconds-per-member-epoch 40] [--score-minutes 4.5]
-        [--state-dir /work/sdm-state] [--src /work/sdm-state/campaign-src]
+        [--src CAMPAIGN_WORKTREE]      # with SDM_STATE_DIR set: the campaign's state folder
 
 Why a plan: a stack trains its members in lockstep, so a short run in a stack with long ones ends
 only when the stack has done its epochs for every member up to then; and a run still training
@@ -38,6 +38,7 @@ sys.path.insert(0, str(REPO))
 
 from sdm import results  # noqa: E402
 from sdm.config import ModelConfig  # noqa: E402
+from sdm.state import STATE_ENV, state_dir  # noqa: E402
 from sdm.train import read_checkpoint  # noqa: E402
 from sdm.variants import VARIANTS  # noqa: E402
 
@@ -212,9 +213,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--score-minutes", type=float, default=4.5, help="scoring one medium run")
     p.add_argument("--out", type=Path, default=results.RESULTS_ROOT)
-    p.add_argument("--state-dir", type=Path, default=Path("/work/sdm-state"))
     p.add_argument("--src", type=Path, default=None, help="the campaign worktree (default: here)")
     args = p.parse_args(argv)
+    try:
+        state = state_dir()
+    except ValueError as err:
+        p.error(str(err))
+    if state is None:
+        p.error(
+            f"{STATE_ENV} is not set: the campaign keeps its checkpoints, corpus and caches "
+            "there (README, medium campaign); set it to that folder"
+        )
     epochs = expected_epochs(args.out, args.data, args.preprocessing)
     held = held_runs(args.out, args.data, epochs, args.preprocessing)
     todo = missing_runs(args.out, args.data, args.seeds, epochs, args.preprocessing, held)
@@ -239,7 +248,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     kept = sum(len(p) for p in packed)
-    print(f"# {len(todo)} runs missing on {args.data}; {kept} fit in {args.hours:g} h")
+    resumed = sum(r.checkpoint is not None for r in todo)
+    print(
+        f"# {len(todo)} runs missing on {args.data}: {resumed} held by checkpoints (resumed "
+        f"first, whatever the hours), {kept - resumed} new that fit in {args.hours:g} h"
+    )
     for i, process in enumerate(packed):
         load = _cost(process, args.seconds_per_member_epoch, args.score_minutes * 60) / 3600
         runs = ", ".join(
@@ -249,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"# process {i + 1}: ~{load:.1f} h: {runs}")
         src = args.src or REPO
-        print(commands(process, args.data, src, args.state_dir, args.out, f"plan-p{i + 1}.log"))
+        print(commands(process, args.data, src, state, args.out, f"plan-p{i + 1}.log"))
     left = [r for r in todo if not any(r in p for p in packed)]
     if left:
         print(
