@@ -63,9 +63,13 @@ def build_groups(names: Sequence[str]) -> list[LatentStack]:
     return [build_stack([c for c, _ in g], [s for _, s in g]) for g in group_members(members)]
 
 
-def _finish(stack: LatentStack, x: torch.Tensor, lat: Any, logvar: torch.Tensor) -> torch.Tensor:
-    recon = losses.is_loss(x, logvar)
-    return (recon + lat.kl).mean(dim=1)
+# the two layers every variant shares: the encoder's input layer, the decoder's output layer
+SHARED_NAMES = (
+    "encoder.hidden.weight",
+    "encoder.hidden.bias",
+    "decoder.out.weight",
+    "decoder.out.bias",
+)
 
 
 def trainer_losses(stacks: Sequence[LatentStack], xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -83,17 +87,8 @@ def shared_losses(
     for all members; None concatenates the groups' own at each step."""
     sizes = [s.size for s in stacks]
     if shared is None:
-        enc_w, enc_b, dec_w, dec_b = (
-            torch.cat([getattr(layer(s), name) for s in stacks])
-            for layer, name in (
-                (lambda s: s.encoder.hidden, "weight"),
-                (lambda s: s.encoder.hidden, "bias"),
-                (lambda s: s.decoder.out, "weight"),
-                (lambda s: s.decoder.out, "bias"),
-            )
-        )
-    else:
-        enc_w, enc_b, dec_w, dec_b = shared
+        shared = [torch.cat([s.get_parameter(n) for s in stacks]) for n in SHARED_NAMES]
+    enc_w, enc_b, dec_w, dec_b = shared
     hidden = torch.tanh(torch.baddbmm(enc_b, torch.cat(list(xs)), enc_w)).split(sizes)
     lats, dec_hidden = [], []
     for s, h in zip(stacks, hidden, strict=True):
@@ -101,15 +96,11 @@ def shared_losses(
         lats.append(lat)
         dec_hidden.append(torch.tanh(s.decoder.hidden(lat.z)))
     logvars = torch.baddbmm(dec_b, torch.cat(dec_hidden), dec_w).split(sizes)
-    return [_finish(s, x, lat, lv) for s, x, lat, lv in zip(stacks, xs, lats, logvars, strict=True)]
-
-
-SHARED_NAMES = (
-    "encoder.hidden.weight",
-    "encoder.hidden.bias",
-    "decoder.out.weight",
-    "decoder.out.bias",
-)
+    # the loss as LatentStack.forward composes it (check_bitwise compares the two)
+    return [
+        (losses.is_loss(x, lv) + lat.kl).mean(dim=1)
+        for x, lat, lv in zip(xs, lats, logvars, strict=True)
+    ]
 
 
 class Way:
