@@ -434,3 +434,28 @@ def highlights(comparisons: Any, n: int = 3) -> str:
                 f"{metric_label(str(r['metric']), short=True)} {_interval_text(r)}"
             )
     return "\n".join(lines) + "\n"
+
+
+def stopping_sentences(effects: Mapping[str, Any], metric: str = "pesq_raw_nb") -> str:
+    """One sentence per corpus (data -> sdm.stopping.StoppingEffect): the rank correlation of
+    best epoch and quality over all runs, and how often the later-stopping seed of a variant won."""
+    lines = []
+    for data, e in effects.items():
+        if e.n_runs == 0:
+            continue
+        rho = "undefined" if not math.isfinite(e.rho) else f"{e.rho:+.2f}"
+        text = (
+            f"- **{corpus_label(data).split(' (')[0].capitalize()}** ({e.n_runs} runs): Spearman "
+            f"ρ = {rho} between the best epoch and {metric_label(metric)}, all runs pooled"
+        )
+        if e.pairs:
+            share = f"{e.later_higher / e.pairs:.0%}"
+            text += (
+                f"; comparing the seeds of one variant (a model at one latent size; "
+                f"{e.n_variants} have several seeds), the seed that stopped later scores higher "
+                f"in {e.later_higher} of {e.pairs} pairs ({share}; chance would give about half)."
+            )
+        else:
+            text += "; no model has two seeds with different best epochs yet."
+        lines.append(text)
+    return "\n".join(lines) + "\n" if lines else "No corpus has evaluated runs yet.\n"

@@ -466,3 +466,48 @@ def dictionary_images(dictionaries: Mapping[str, np.ndarray], gram: bool = False
             ax.axis("off")
         fig.colorbar(shown, ax=axes.ravel().tolist(), label="|dᵢᵀdⱼ|" if gram else "entry of D")
     return _finish(fig)
+
+
+def quality_vs_training_length(lengths: Mapping[str, Any], metric: str = "pesq_raw_nb") -> Any:
+    """One panel per corpus (label -> a sdm.stopping.run_lengths table): each run's test-set mean
+    of `metric` against its best epoch (log scale), colour = model, marker = m, the seeds of one
+    variant joined by a thin line in order of their best epochs."""
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import LogLocator, NullFormatter, StrMethodFormatter
+
+    from sdm.variants import get_variant
+
+    lengths = {label: table for label, table in lengths.items() if len(table)}
+    if not lengths:
+        raise ValueError("quality_vs_training_length: no corpus has an evaluated run")
+    models: dict[str, None] = {}
+    with _style():
+        fig, axes = _figure(3.9, 1, len(lengths))
+        for ax, (label, table) in zip(axes.flat, lengths.items()):
+            for variant, runs in table.groupby("variant", sort=False):
+                config = get_variant(variant)
+                model = model_label(config)
+                models[model] = None
+                runs = runs.sort_values("best_epoch")
+                colour = MODEL_COLOURS.get(model, "grey")
+                ax.plot(runs["best_epoch"], runs[metric], color=colour, lw=0.8, alpha=0.6)
+                ax.plot(runs["best_epoch"], runs[metric], M_MARKERS[config.m], color=colour, ms=6)
+            ax.set_xscale("log")
+            # plain numbers at 1, 2, 5 x 10^n: the default log labels (3x10^2, 4x10^2...) collide
+            ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            ax.set(title=label, xlabel="best epoch (log scale)", ylabel=metric_label(metric))
+        in_order = [m for m in MODEL_COLOURS if m in models] + [
+            m for m in models if m not in MODEL_COLOURS
+        ]
+        handles = [
+            Line2D([], [], ls="", marker="o", color=MODEL_COLOURS.get(m, "grey"), label=m)
+            for m in in_order
+        ]
+        handles += [
+            Line2D([], [], ls="", marker=mk, color="k", label=f"m = {m}")
+            for m, mk in M_MARKERS.items()
+        ]
+        fig.legend(handles=handles, loc="outside lower center", ncol=3, frameon=False)
+    return _finish(fig)

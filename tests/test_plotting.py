@@ -61,6 +61,15 @@ def _figures() -> dict:
             "counted": [True],
         }
     )
+    lengths = pd.DataFrame(
+        {
+            "variant": np.repeat(list(VARIANTS), 3),
+            "seed": np.tile([0, 1, 2], len(VARIANTS)),
+            "best_epoch": rng.integers(10, 2000, 3 * len(VARIANTS)),
+            "epochs_run": 0,
+            "pesq_raw_nb": rng.uniform(2, 3, 3 * len(VARIANTS)),
+        }
+    )
     return {
         "penalties": plotting.sparsity_penalties(),
         "learning_curves": plotting.learning_curves({"sdm-I-m64": _history(3)}, "gamma_mean"),
@@ -73,6 +82,9 @@ def _figures() -> dict:
         "atoms": plotting.atom_activation({v: np.abs(c).mean(0) for v, c in codes.items()}),
         "quality": plotting.quality_vs_sparsity(table, "pesq_raw_nb"),
         "claim": plotting.claim_intervals(comps, "C1"),
+        "training_length": plotting.quality_vs_training_length(
+            {"shipped corpus (5 min, 11 speakers)": lengths, "medium corpus": lengths}
+        ),
     }
 
 
