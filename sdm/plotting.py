@@ -9,6 +9,7 @@ MIN_FONT_PT: 12.5 px on the page. Labels use display names (sdm.display), never 
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -394,16 +395,25 @@ def claim_intervals(comparisons: Any, claim: str) -> Any:
             metric = ml(r["metric"], short=True)
             labels.append(f"{_short_comparison(r['comparison'])} [{metric}{corpus}]")
         ax.set_yticks(y, labels)
-        ax.set_xlabel("estimate and 95% interval (dashed: the claim's boundary)")
+        # right-aligned: a narrow axes (long labels) never pushes it off the figure; the caption
+        # says what is dashed
+        ax.set_xlabel("estimate and 95% interval", loc="right")
     return _finish(fig)
 
 
+_ONE_MODEL_TWO_SIZES = re.compile(r"^(?P<model>[^,]+), (?P<a>m=\d+) − (?P=model), (?P<b>m=\d+)$")
+
+
 def _short_comparison(label: str) -> str:
-    """A comparison label with model names instead of ids (m once where both sides share it)."""
+    """A comparison label with model names instead of ids, each shared part said once: the
+    latent size of two models ('VSC α=0.5 − VAE (m=32)'), the model of two latent sizes
+    ('VAE: m=32 − m=64')."""
     text = replace_ids(label)
     for m in (32, 64):
         if text.count(f", m={m}") == 2 and "m=" not in text.replace(f", m={m}", ""):
             text = text.replace(f", m={m}", "") + f" (m={m})"
+    if same := _ONE_MODEL_TWO_SIZES.match(text):
+        text = f"{same['model']}: {same['a']} − {same['b']}"
     return text
 
 

@@ -11,9 +11,9 @@ import pytest
 
 from sdm import plotting
 from sdm.table1 import build_table1
-from sdm.variants import VARIANTS
+from sdm.variants import ALL_VARIANTS, LEARNED_VARIANTS, VARIANTS
 
-CODE_IDS = re.compile("|".join(map(re.escape, [*VARIANTS, "pesq_raw_nb", "pesq_wb", "val_kl"])))
+CODE_IDS = re.compile("|".join(map(re.escape, [*ALL_VARIANTS, "pesq_raw_nb", "pesq_wb", "val_kl"])))
 
 
 def _metrics(seeds=(0, 1)) -> dict:
@@ -51,7 +51,8 @@ def _figures() -> dict:
     comps = pd.DataFrame(
         {
             "claim": "C1",
-            "comparison": ["vae-m32 − vae-m64"],
+            "comparison": ["sdm-dct-k64-m32 − vsc-a0.05-m32"],
+            "corpus": ["shipped"],
             "metric": ["pesq_raw_nb"],
             "estimate": [0.1],
             "ci_low": [-0.1],
@@ -70,7 +71,21 @@ def _figures() -> dict:
             "pesq_raw_nb": rng.uniform(2, 3, 3 * len(VARIANTS)),
         }
     )
+    traces = pd.DataFrame(
+        [
+            (v, seed, epoch, rng.uniform(1, 60), rng.uniform(0, 1))
+            for v in LEARNED_VARIANTS
+            for seed in (0, 1)
+            for epoch in (10, 20, 30)
+        ],
+        columns=["variant", "seed", "epoch", "coherence_sum", "max_abs_coherence"],
+    )
+    references = {"start: DCT k=64": (1.0, 0.03), "floor of Σ at k=128": (64.0, np.nan)}
+    learned = {f"learned {k}": rng.normal(size=(64, k)) for k in (64, 128)}
     return {
+        "coherence": plotting.coherence_over_training(traces, references),
+        "dictionaries": plotting.dictionary_images(learned),
+        "gram": plotting.dictionary_images(learned, gram=True),
         "penalties": plotting.sparsity_penalties(),
         "learning_curves": plotting.learning_curves({"sdm-I-m64": _history(3)}, "gamma_mean"),
         "history_panels": plotting.history_panels(_history(1), ["train_loss", "val_loss"], 1),
@@ -120,9 +135,38 @@ def test_every_text_is_legible_in_the_text_column(figures, name: str) -> None:
 
 
 @pytest.mark.parametrize("name", list(_figures()))
+def test_nothing_drawn_runs_off_the_figure(figures, name: str) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = figures[name]
+    canvas = FigureCanvasAgg(fig)
+    with plotting._style():  # as to_png draws it
+        canvas.draw()
+        drawn = fig.get_tightbbox(canvas.get_renderer())  # inches; every drawn artist
+    width, height = fig.get_size_inches()
+    tolerance = 2 / plotting.DPI  # two pixels
+    assert drawn.x0 >= -tolerance and drawn.y0 >= -tolerance, f"{name}: cut at the left/bottom"
+    assert drawn.x1 <= width + tolerance, f"{name}: {drawn.x1 - width:.2f} in cut at the right"
+    assert drawn.y1 <= height + tolerance, f"{name}: {drawn.y1 - height:.2f} in cut at the top"
+
+
+@pytest.mark.parametrize("name", list(_figures()))
 def test_figures_show_display_names_not_code_ids(figures, name: str) -> None:
     ids = [t.get_text() for t in _texts(figures[name]) if CODE_IDS.search(t.get_text())]
     assert not ids, f"{name}: code ids shown: {ids}"
+
+
+@pytest.mark.parametrize(
+    ("comparison", "label"),
+    [
+        ("vsc-a0.5-m32 − vae-m32", "VSC α=0.5 − VAE (m=32)"),
+        ("sdm-dct-k64-m64 − sdm-dct-k64-m32", "SDM-VAE DCT k=64: m=64 − m=32"),
+        ("vae-m32 − sdm-I-m64", "VAE, m=32 − SDM-VAE D=I, m=64"),
+        ("sdm-I-m64 − best other m=64", "SDM-VAE D=I, m=64 − best other m=64"),
+    ],
+)
+def test_a_comparison_says_what_both_sides_share_once(comparison: str, label: str) -> None:
+    assert plotting._short_comparison(comparison) == label
 
 
 def test_a_single_validation_is_drawn_with_a_marker(figures) -> None:
