@@ -107,7 +107,8 @@ Markdown(render.claims_legend() + "\n\n" + pagetables.c10_estimator())
 #   {doc}`table1` with the models), and differences that need much data may not appear at all.
 # - **Stopping rule.** We validate every ~1,000 optimiser steps and stop after 20 validations
 #   without improvement, so patience spans a similar amount of training as the paper's 20 epochs
-#   of TCD-TIMIT.
+#   of TCD-TIMIT. Where that ends a run depends on its seed, and so does its quality: see the
+#   last section.
 # - **Metrics.** The paper's "PESQ" is the raw narrow-band P.862 score and its "STOI" is ESTOI;
 #   judging under both conventions shows whether a conclusion depends on that choice.
 # - **Implementation choices** (shuffled mini-batches, the best rather than the last weights, the
