@@ -456,6 +456,6 @@ def stopping_sentences(effects: Mapping[str, Any], metric: str = "pesq_raw_nb") 
                 f"in {e.later_higher} of {e.pairs} pairs ({share}; chance would give about half)."
             )
         else:
-            text += "; no model has two seeds with different best epochs yet."
+            text += "; no variant has two seeds with different best epochs yet."
         lines.append(text)
     return "\n".join(lines) + "\n" if lines else "No corpus has evaluated runs yet.\n"
