@@ -95,3 +95,9 @@ def test_the_figure_has_one_panel_per_corpus_with_runs() -> None:
     assert [ax.get_title() for ax in fig.axes] == ["a"]
     with pytest.raises(ValueError, match="no corpus has an evaluated run"):
         plotting.quality_vs_training_length({"a": _lengths().iloc[:0]})
+
+
+def test_one_seed_per_variant_gives_no_pairs_and_says_so() -> None:
+    effect = stopping_effect(_lengths().drop_duplicates("variant"))
+    assert (effect.pairs, effect.n_variants) == (0, 0)
+    assert "no variant has two seeds" in pagetables.stopping_sentences({"shipped": effect})
