@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -29,7 +31,7 @@ label = ""
 # %% tags=["remove-input"]
 from IPython.display import Markdown
 
-from sdm import book, bookdata, glue, pagetables, plotting
+from sdm import book, bookdata, glue, pagetables, plotting, stopping
 from sdm.lead import choose_lead
 
 settings = book.get_profile(profile)
@@ -41,6 +43,12 @@ book.banner(label)
 
 # %% tags=["remove-input"]
 Markdown(pagetables.answer_sentence(main, lead))
+
+# %% tags=["remove-input"]
+lengths = stopping.run_lengths(lead.data, preprocessing, settings.results)
+if lead.data == data:
+    lengths = lengths[lengths["seed"].isin(seeds)]
+Markdown(pagetables.headline(main.claims, stopping.seed_spread(lengths)))
 
 # %% tags=["remove-input"]
 Markdown(pagetables.scoreboard(main.claims))

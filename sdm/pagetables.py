@@ -262,6 +262,55 @@ def answer_sentence(main: Any, lead: Any) -> str:
     )
 
 
+def _summary_row(report: Any, claim: str, convention: str) -> Any:
+    summary = report.summary
+    rows = summary[(summary["claim"] == claim) & summary["convention"].isin([convention, "any"])]
+    return rows.iloc[0] if len(rows) else None
+
+
+def _upper_first(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _settled(row: Any, yes: str, no: str) -> str:
+    """A claim's summary row as a short answer: yes, no, or not settled with its counts."""
+    if row is None or str(row["verdict"]).startswith("inconclusive:"):
+        return "not run yet"
+    n, holds, fails = int(row["n_comparisons"]), int(row["n_holds"]), int(row["n_fails"])
+    if row["verdict"] == "holds":
+        return f"{yes} ({'the one comparison holds' if n == 1 else f'all {n} comparisons hold'})"
+    if row["verdict"] == "fails":
+        return f"{no} ({fails} of {n} comparisons fail)"
+    return f"not settled ({holds} of {n} comparisons hold, {fails} fail, the rest are open)"
+
+
+def headline(report: Any, spread: Any, metric: str = "pesq_raw_nb") -> str:
+    """The landing page's question answered in words: are SDM-VAE's codes sparser than the VAE's
+    (C2) at no loss of quality (C3), and how far one model's seeds lie apart, which is what
+    decides how much more seeds could settle (spread: sdm.stopping.SeedSpread)."""
+    sparser = _settled(_summary_row(report, "C2", "paper"), "yes", "no")
+    paper, usual = (
+        _settled(_summary_row(report, "C3", c), "yes", "no: SDM-VAE scores lower")
+        for c in ("paper", "ours")
+    )
+    if usual.split(" (")[0] != paper.split(" (")[0]:
+        paper += f" under the paper's metrics; under the usual ones, {usual}"
+    lines = [
+        f"- **Are SDM-VAE's codes sparser than the VAE's?** {_upper_first(sparser)}.",
+        f"- **Is its speech quality no worse?** {_upper_first(paper)}.",
+    ]
+    if spread.n_variants:
+        lines.append(
+            f"- **How far apart are the seeds?** One model's {metric_label(metric)} differs by "
+            f"{spread.median_range:.2f} between its worst and its best seed (median over the "
+            f"{spread.n_variants} models with several seeds; {spread.max_range:.2f} for "
+            f"{variant_label(spread.widest)}), while the models' means span {spread.between:.2f}. "
+            "{ref}`How long each run trained <fig-claims-training-length>` sets that spread "
+            "against training length."
+        )
+    return "\n".join(lines) + "\n"
+
+
 def lead_note(lead: Any) -> str:
     """Which corpus leads and why; what the other one still lacks, in one sentence."""
     text = f"The pages lead with the {corpus_label(lead.data)}: {lead.reason}."

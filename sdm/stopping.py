@@ -6,6 +6,9 @@ the later-stopping seed of a variant tends to score higher, part of the seed-to-
 of any difference between variants, is training length rather than the model. This module measures
 that from the committed runs (their config.json and metrics.csv); it trains and evaluates nothing.
 
+Beside it, the seed spread: how far the seeds of one variant lie apart, set against how far the
+variants' means lie apart, which is what the landing page's headline needs to be read right.
+
 Two numbers per corpus: the Spearman rank correlation between the best epoch and the test-set mean
 over all runs (variants pooled, so it mixes in the variants' own differences), and, within each
 variant, for every pair of seeds, whether the seed that stopped later scores higher (a count that
@@ -107,4 +110,31 @@ def stopping_effect(lengths: pd.DataFrame, metric: str = QUALITY) -> StoppingEff
         rho=spearman(lengths["best_epoch"], lengths[metric]),
         pairs=pairs,
         later_higher=int(later_higher),
+    )
+
+
+@dataclass(frozen=True)
+class SeedSpread:
+    """How far the seeds of one variant lie apart, against how far the variants lie apart."""
+
+    n_variants: int  # variants with at least two evaluated seeds
+    median_range: float  # over those variants: the best seed's test-set mean less the worst's
+    max_range: float
+    widest: str  # the variant with max_range ("" when none has two seeds)
+    between: float  # the best variant's mean over its seeds less the worst variant's
+
+
+def seed_spread(lengths: pd.DataFrame, metric: str = QUALITY) -> SeedSpread:
+    """Summarise a run_lengths table's seed-to-seed and variant-to-variant spread of `metric`."""
+    if lengths.empty:
+        raise ValueError("seed_spread: expected evaluated runs, got an empty table")
+    scores = lengths.dropna(subset=[metric]).groupby("variant", sort=False)[metric]
+    ranges = (scores.max() - scores.min())[scores.count() >= 2]
+    means = scores.mean()
+    return SeedSpread(
+        n_variants=len(ranges),
+        median_range=float(ranges.median()) if len(ranges) else float("nan"),
+        max_range=float(ranges.max()) if len(ranges) else float("nan"),
+        widest=str(ranges.idxmax()) if len(ranges) else "",
+        between=float(means.max() - means.min()) if len(means) else float("nan"),
     )

@@ -13,7 +13,7 @@ import pytest
 
 from sdm import pagetables, plotting
 from sdm.results import COLUMNS
-from sdm.stopping import run_lengths, spearman, stopping_effect
+from sdm.stopping import SeedSpread, run_lengths, seed_spread, spearman, stopping_effect
 
 
 def test_spearman_of_monotone_and_reversed_ranks() -> None:
@@ -101,3 +101,52 @@ def test_one_seed_per_variant_gives_no_pairs_and_says_so() -> None:
     effect = stopping_effect(_lengths().drop_duplicates("variant"))
     assert (effect.pairs, effect.n_variants) == (0, 0)
     assert "no variant has two seeds" in pagetables.stopping_sentences({"shipped": effect})
+
+
+def test_seed_spread_sets_each_variants_seed_range_against_the_variants_range() -> None:
+    spread = seed_spread(_lengths())
+    # seed ranges: vae-m32 3.0 - 1.0 = 2.0, sdm-I-m32 2.2 - 2.0 = 0.2 (vae-m64 has one seed);
+    # means: vae-m32 2.0, vae-m64 2.5, sdm-I-m32 2.1
+    assert spread.n_variants == 2 and spread.widest == "vae-m32"
+    assert spread.median_range == pytest.approx(1.1)
+    assert spread.max_range == pytest.approx(2.0)
+    assert spread.between == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="expected evaluated runs"):
+        seed_spread(_lengths().iloc[:0])
+
+
+class _Report:
+    def __init__(self, rows: list[tuple]) -> None:
+        self.summary = pd.DataFrame(
+            rows, columns=["claim", "convention", "verdict", "n_comparisons", "n_holds", "n_fails"]
+        )
+
+
+SPREAD = SeedSpread(n_variants=14, median_range=0.14, max_range=0.34, widest="vae-m32", between=0.3)
+
+
+def test_the_headline_answers_sparser_and_no_worse_from_the_verdicts() -> None:
+    report = _Report(
+        [
+            ("C2", "any", "holds", 6, 6, 0),
+            ("C3", "paper", "inconclusive", 12, 4, 0),
+            ("C3", "ours", "fails", 12, 3, 2),
+        ]
+    )
+    text = pagetables.headline(report, SPREAD)
+    assert "sparser than the VAE's?** Yes (all 6 comparisons hold)." in text
+    assert (
+        "no worse?** Not settled (4 of 12 comparisons hold, 0 fail, the rest are open) under the "
+        "paper's metrics; under the usual ones, no: SDM-VAE scores lower (2 of 12 comparisons "
+        "fail)." in text
+    )
+    assert "differs by 0.14 between its worst and its best seed" in text
+    assert "0.34 for VAE, m=32" in text and "span 0.30" in text
+
+
+def test_the_headline_says_what_has_not_run_and_leaves_out_a_spread_it_cannot_give() -> None:
+    report = _Report([("C2", "any", "inconclusive: missing runs", 6, 0, 0)])
+    text = pagetables.headline(report, SeedSpread(0, math.nan, math.nan, "", 0.1))
+    assert "sparser than the VAE's?** Not run yet." in text
+    assert "no worse?** Not run yet." in text
+    assert "seeds" not in text
