@@ -157,6 +157,14 @@ def _verdict(verdict: Any) -> str:
     return f"<span class='sdm-{kind.replace(' ', '-')}'>{mark}</span>"
 
 
+def _summary_row(report: Any, claim: str, convention: str) -> Any:
+    """A claim's summary row under a metric convention (Hoyer and timing claims: under "any");
+    None when the report has none."""
+    summary = report.summary
+    rows = summary[(summary["claim"] == claim) & summary["convention"].isin([convention, "any"])]
+    return rows.iloc[0] if len(rows) else None
+
+
 def _summary_cell(row: Any) -> str:
     """A claim's verdict, with its count of holding comparisons when it has several."""
     cell = _verdict(row["verdict"])
@@ -191,9 +199,8 @@ def claims_summary(
     for claim, statement in statements.items():
         cells = [f"{{ref}}`{claim} <claim-{claim.lower()}>` {statement}"]
         for corpus, conv in columns:
-            summary = reports[corpus].summary
-            rows = summary[(summary["claim"] == claim) & summary["convention"].isin([conv, "any"])]
-            cells.append(_summary_cell(rows.iloc[0]) if len(rows) else DASH)
+            row = _summary_row(reports[corpus], claim, conv)
+            cells.append(DASH if row is None else _summary_cell(row))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join([*lines, "```"]) + "\n"
 
@@ -260,12 +267,6 @@ def answer_sentence(main: Any, lead: Any) -> str:
         f"open under its metrics; {usual['holds']}, {usual['fails']} and {usual['open']} under "
         "the usual ones."
     )
-
-
-def _summary_row(report: Any, claim: str, convention: str) -> Any:
-    summary = report.summary
-    rows = summary[(summary["claim"] == claim) & summary["convention"].isin([convention, "any"])]
-    return rows.iloc[0] if len(rows) else None
 
 
 def _upper_first(text: str) -> str:
@@ -435,10 +436,8 @@ def scoreboard(report: Any, statements: Mapping[str, str] = CLAIMS) -> str:
     for conv, name in (("paper", "paper metrics"), ("ours", "usual metrics")):
         cells = [name]
         for cid in statements:
-            rows = report.summary[
-                (report.summary["claim"] == cid) & report.summary["convention"].isin([conv, "any"])
-            ]
-            verdict = rows["verdict"].iloc[0] if len(rows) else None
+            row = _summary_row(report, cid, conv)
+            verdict = None if row is None else row["verdict"]
             mark = _MARK_ONLY.get(verdict, "–" if "missing" in str(verdict) else "?")
             kind = verdict if verdict in _MARK_ONLY else "inconclusive"
             title = html.escape(statements[cid], quote=True)
