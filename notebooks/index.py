@@ -36,9 +36,8 @@ from sdm.lead import choose_lead
 
 settings = book.get_profile(profile)
 lead = choose_lead(data, preprocessing, settings.results)
-main = bookdata.read_corpus(
-    lead.data, preprocessing, settings.results, seeds=seeds if lead.data == data else None
-)
+lead_seeds = seeds if lead.data == data else None  # the profile's seeds are for its own corpus
+main = bookdata.read_corpus(lead.data, preprocessing, settings.results, seeds=lead_seeds)
 book.banner(label)
 
 # %% tags=["remove-input"]
@@ -46,8 +45,8 @@ Markdown(pagetables.answer_sentence(main, lead))
 
 # %% tags=["remove-input"]
 lengths = stopping.run_lengths(lead.data, preprocessing, settings.results)
-if lead.data == data:
-    lengths = lengths[lengths["seed"].isin(seeds)]
+if lead_seeds is not None:
+    lengths = lengths[lengths["seed"].isin(lead_seeds)]
 Markdown(pagetables.headline(main.claims, stopping.seed_spread(lengths)))
 
 # %% tags=["remove-input"]

@@ -290,11 +290,9 @@ def headline(report: Any, spread: Any, metric: str = "pesq_raw_nb") -> str:
     (C2) at no loss of quality (C3), and how far one model's seeds lie apart, which is what
     decides how much more seeds could settle (spread: sdm.stopping.SeedSpread)."""
     sparser = _settled(_summary_row(report, "C2", "paper"), "yes", "no")
-    paper, usual = (
-        _settled(_summary_row(report, "C3", c), "yes", "no: SDM-VAE scores lower")
-        for c in ("paper", "ours")
-    )
-    if usual.split(" (")[0] != paper.split(" (")[0]:
+    rows = [_summary_row(report, "C3", c) for c in ("paper", "ours")]
+    paper, usual = (_settled(row, "yes", "no: SDM-VAE scores lower") for row in rows)
+    if len({None if row is None else row["verdict"] for row in rows}) > 1:
         paper += f" under the paper's metrics; under the usual ones, {usual}"
     lines = [
         f"- **Are SDM-VAE's codes sparser than the VAE's?** {_upper_first(sparser)}.",

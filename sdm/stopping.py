@@ -131,10 +131,10 @@ def seed_spread(lengths: pd.DataFrame, metric: str = QUALITY) -> SeedSpread:
     scores = lengths.dropna(subset=[metric]).groupby("variant", sort=False)[metric]
     ranges = (scores.max() - scores.min())[scores.count() >= 2]
     means = scores.mean()
-    return SeedSpread(
+    return SeedSpread(  # an empty Series' median and max are NaN
         n_variants=len(ranges),
-        median_range=float(ranges.median()) if len(ranges) else float("nan"),
-        max_range=float(ranges.max()) if len(ranges) else float("nan"),
+        median_range=float(ranges.median()),
+        max_range=float(ranges.max()),
         widest=str(ranges.idxmax()) if len(ranges) else "",
-        between=float(means.max() - means.min()) if len(means) else float("nan"),
+        between=float(means.max() - means.min()),
     )
